@@ -1,0 +1,17 @@
+"""Test-wide settings: a private domain cache for the session, fixed threads, quiet logging."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test run builds domains into its own cache folder, so tests never depend on a user's cache."""
+    if "METAXFER_TEST_KEEP_CACHE" not in os.environ:
+        os.environ["METAXFER_CACHE"] = str(tmp_path_factory.mktemp("metaxfer-cache"))
