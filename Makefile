@@ -1,0 +1,34 @@
+# Two commands do everything from a fresh clone:  `make demo` (the main job) and `make test` (the test suite).
+# Both create .venv, install torch==2.13.0 first (the CPU build; a plain `torch` would pull a multi-GB CUDA build),
+# then metaxfer with its extras, then the Debian data packages when run as root.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.metaxfer-installed
+DEMO_OUT ?= demo
+
+.PHONY: demo test bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/debian-packages.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[data,dev]'
+	$(BIN)/python -m pip install -q --no-deps animal-mnist
+	bash scripts/setup-system-data.sh
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/metaxfer data list
+	$(BIN)/metaxfer data show --all-default --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/episodes.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
