@@ -4,3 +4,6 @@ Importing this package registers every such domain.
 """
 
 from __future__ import annotations
+from metaxfer.data.sources import synthetic  # noqa: F401
+from metaxfer.data.sources import digits  # noqa: F401
+from metaxfer.data.sources import animals  # noqa: F401
