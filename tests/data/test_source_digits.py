@@ -14,7 +14,7 @@ import torch
 
 from metaxfer.data.domain import DOMAINS, Domain, create_domain, list_domains
 from metaxfer.data.sources.animals import ANIMAL_CLASS_NAMES, ensure_dark_background, load_numpy_pickle
-from metaxfer.data.sources.digits import DIGIT_CLASS_KEYS
+from metaxfer.data.domain import DIGIT_CLASS_KEYS
 from metaxfer.errors import DataFormatError
 
 DIGIT_KEYS = [f"digit-{d}" for d in range(10)]

