@@ -7,3 +7,4 @@ from __future__ import annotations
 from metaxfer.data.sources import synthetic  # noqa: F401
 from metaxfer.data.sources import digits  # noqa: F401
 from metaxfer.data.sources import animals  # noqa: F401
+from metaxfer.data.sources import emoji_styles  # noqa: F401
