@@ -8,7 +8,7 @@ import torch
 from metaxfer.data import DOMAINS, Domain, create_domain, list_domains
 from metaxfer.data import cache as cache_mod
 from metaxfer.data.domain import DomainSpec
-from metaxfer.errors import DataFormatError, MissingDependencyError, UnknownNameError
+from metaxfer.errors import DataFormatError, DataNotFoundError, MissingDependencyError, UnknownNameError
 from metaxfer.registry import Registry
 
 
@@ -127,8 +127,26 @@ def test_missing_python_module_is_a_clear_error(monkeypatch) -> None:
         del DOMAINS._entries["needs-module"]
 
 
-def test_list_domains_has_every_default_domain_of_the_issue() -> None:
-    names = {s.name for s in list_domains()}
-    assert "synthetic" in names
+#: Every domain the foundation issue asks for: package-shipped defaults, and loaders of datasets users have on disk.
+DEFAULT_DOMAINS = {
+    "mnist-5k", "optdigits", "animal-mnist", "fashion-mnist", "emoji-twemoji", "emoji-openmoji", "emoji-noto",
+    "font-glyphs", "digits-printed", "digits-handwriting", "hershey", "omniglot-background",
+}
+PATH_DOMAINS = {"mnist", "kmnist", "usps", "mnist-m", "svhn", "omniglot", "omniglot-small1", "omniglot-small2",
+                "mini-imagenet", "cub", "image-folder"}
+
+
+def test_list_domains_has_every_domain_of_the_issue() -> None:
     defaults = {s.name for s in list_domains(default_only=True)}
-    assert "synthetic" not in defaults
+    assert DEFAULT_DOMAINS <= defaults, f"missing default domains: {sorted(DEFAULT_DOMAINS - defaults)}"
+    every = {s.name for s in list_domains()}
+    assert PATH_DOMAINS <= every, f"missing loaders: {sorted(PATH_DOMAINS - every)}"
+    assert "synthetic" in every and "synthetic" not in defaults
+    for spec in list_domains():
+        assert spec.needs_root == (spec.name in PATH_DOMAINS), spec.name
+        assert spec.description and spec.source and spec.license, f"{spec.name} lacks description/source/license"
+
+
+def test_path_domain_without_root_says_how_to_give_it() -> None:
+    with pytest.raises(DataNotFoundError, match="root=PATH"):
+        create_domain("svhn", cache=False)

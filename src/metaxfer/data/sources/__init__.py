@@ -8,3 +8,6 @@ from metaxfer.data.sources import synthetic  # noqa: F401
 from metaxfer.data.sources import digits  # noqa: F401
 from metaxfer.data.sources import animals  # noqa: F401
 from metaxfer.data.sources import emoji_styles  # noqa: F401
+from metaxfer.data.sources import glyphs  # noqa: F401
+from metaxfer.data.sources import digits_fonts  # noqa: F401
+from metaxfer.data.sources import hershey  # noqa: F401
