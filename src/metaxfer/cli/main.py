@@ -9,6 +9,7 @@ import typer
 
 from metaxfer import __version__
 from metaxfer.cli import data as data_cmd
+from metaxfer.cli import train as train_cmd
 from metaxfer.errors import MetaxferError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_cmd.app, name="data", help="List, inspect and draw the registered data domains.")
+train_cmd.register(app)
 
 
 def _version(value: bool) -> None:
