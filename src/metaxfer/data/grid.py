@@ -89,7 +89,7 @@ def domain_grid(domain: Domain, *, classes: int = 20, per_class: int = 5, scale:
         idx = torch.nonzero(domain.labels == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)[:per_class]]
         chosen.extend(idx.tolist())
-        name = domain.class_names[c]
+        name = _ascii_label(domain.class_names[c], domain.class_keys[c])
         if group_key is not None:
             name = f"{domain.groups[group_key][c]}: {name}"
         captions.extend([name] + [""] * (len(idx) - 1))
@@ -98,6 +98,16 @@ def domain_grid(domain: Domain, *, classes: int = 20, per_class: int = 5, scale:
     images = domain.images[torch.tensor(chosen, dtype=torch.int64)]
     side = max(domain.image_shape[1:])
     return _rows_with_labels(images, captions, per_class=per_class, scale=scale or max(1, 56 // side), title=domain.describe().replace("×", "x"))
+
+
+def _ascii_label(name: str, key: str) -> str:
+    """A caption Pillow's built-in font can draw: the name if it is ASCII, else the class key (e.g. ``U+0E01``),
+    else the name with its code points escaped."""
+    if name.isascii():
+        return name
+    if key.isascii():
+        return key
+    return name.encode("ascii", "backslashreplace").decode()
 
 
 def _rows_with_labels(images: torch.Tensor, captions: list[str], *, per_class: int, scale: int, title: str) -> Image.Image:
@@ -109,7 +119,9 @@ def _rows_with_labels(images: torch.Tensor, captions: list[str], *, per_class: i
     h, w = int(images.shape[2]) * scale, int(images.shape[3]) * scale
     rows = len(labels)
     pad = 2
-    canvas = Image.new("RGB", (label_w + per_class * (w + pad) + pad, 20 + rows * (h + pad) + pad), "white")
+    title_w = int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=font)) + 2 * pad
+    width = max(label_w + per_class * (w + pad) + pad, title_w)
+    canvas = Image.new("RGB", (width, 20 + rows * (h + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((pad, 3), title, fill="black", font=font)
     row = -1
