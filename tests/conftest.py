@@ -10,6 +10,12 @@ import torch
 torch.set_num_threads(1)  # tests use tiny tensors: one thread is fastest, and immune to a busy machine
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """Pin one thread for every test, whatever a test before it set (a busy machine makes two threads crawl)."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every test run builds domains into its own cache folder, so tests never depend on a user's cache."""

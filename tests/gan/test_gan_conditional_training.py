@@ -21,15 +21,6 @@ from metaxfer.metrics import classifier_accuracy, train_classifier
 CLASSES = 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from a second thread and slow down badly when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def domain():
     return create_domain("synthetic", num_classes=CLASSES, per_class=64, size=16, seed=0, cache=False)
@@ -38,10 +29,7 @@ def domain():
 @pytest.fixture(scope="module")
 def judge(domain):
     """A classifier trained on the real images: it decides whether a sample looks like the requested class."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     net = train_classifier(domain.images, domain.labels, num_classes=CLASSES, epochs=6, batch_size=32, seed=1)
-    torch.set_num_threads(before)
     return net
 
 

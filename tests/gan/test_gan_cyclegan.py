@@ -19,15 +19,6 @@ from metaxfer.gan import (
 from metaxfer.gan.utils import gan_to_uint8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from a second thread and slow down badly when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 LSGAN = create_objective("least-squares")
 
 

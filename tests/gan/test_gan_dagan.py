@@ -11,15 +11,6 @@ from metaxfer.gan import DAGANGenerator, PairDiscriminator, augment, create_obje
 from metaxfer.gan.utils import uint8_to_gan
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from a second thread and slow down badly when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_pairs_are_distinct_examples_of_one_class() -> None:
     labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0, 3, 3])
     anchor, partner = sample_pairs(labels, 500, generator=torch.Generator().manual_seed(0))

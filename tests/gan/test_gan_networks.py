@@ -11,15 +11,6 @@ from metaxfer.gan.cyclegan import PatchDiscriminator, ResnetTranslator
 from metaxfer.gan.networks import DCGANDiscriminator, resolution_plan
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from a second thread and slow down badly when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", GENERATORS.names())
 @pytest.mark.parametrize("num_classes", [0, 3])
 @pytest.mark.parametrize(("size", "channels"), [(16, 1), (28, 1), (32, 3)])

@@ -20,15 +20,6 @@ from metaxfer.gan import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from a second thread and slow down badly when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 SIZE = 16
 
 

@@ -21,15 +21,6 @@ from metaxfer.gan import (
 from metaxfer.gan.utils import check_gradient_penalty, frozen_parameters, randn, to_floats
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from a second thread and slow down badly when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def linear_critic(weight: torch.Tensor, bias: float = 0.3):
     return lambda x: x.flatten(1) @ weight + bias
 

@@ -15,14 +15,6 @@ from metaxfer.errors import EpisodeError
 from metaxfer.meta import confidence_interval, create_algorithm, evaluate
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_confidence_interval_values() -> None:
     values = [0.2, 0.4, 0.6, 0.8, 1.0]
     mean, half = confidence_interval(values)

@@ -21,15 +21,6 @@ WAYS, SHOTS, QUERIES, SIZE = 3, 2, 2, 8
 TOL = 1e-10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster, and far faster when other processes load the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_model(norm: str = "support") -> Conv4:
     torch.manual_seed(0)
     model = Conv4(in_channels=1, hidden=3, depth=2, image_size=SIZE, num_classes=WAYS, norm=norm).double()

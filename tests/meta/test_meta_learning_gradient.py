@@ -26,22 +26,12 @@ BUDGETS: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def problem() -> tuple[EpisodeSampler, object]:
     domain = create_domain("synthetic", num_classes=40, per_class=20, size=16, jitter=0.12, seed=0)
     train = EpisodeSampler(domain, ways=5, shots=1, queries=5, classes=range(20), seed=0)
     test = EpisodeSampler(domain, ways=5, shots=1, queries=5, classes=range(20, 40)).fixed(30, seed=1)
     return train, test
-
-
 
 
 @pytest.mark.parametrize("name", sorted(BUDGETS))

@@ -29,14 +29,6 @@ BUDGETS: dict[str, tuple[int, dict[str, Any]]] = {
 OTHER_FILE = {"anil", "fomaml", "maml", "metalstm", "metasgd", "reptile"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def problem() -> tuple[EpisodeSampler, object]:
     domain = create_domain("synthetic", num_classes=40, per_class=20, size=16, jitter=0.12, seed=0)

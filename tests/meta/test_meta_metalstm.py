@@ -15,14 +15,6 @@ from metaxfer.meta.metalstm import MetaLSTMCell, preprocess_gradients
 from metaxfer.models import NormPlan, create_backbone
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_preprocessing_follows_andrychowicz() -> None:
     x = torch.tensor([1.0, -1e-3, 1e-6, -1e-6, 0.0], dtype=torch.float64)
     out = preprocess_gradients(x, p=10.0)

@@ -12,14 +12,6 @@ from metaxfer.meta import MatchingNetwork, ProtoNet, create_algorithm, squared_d
 from metaxfer.models import NormPlan, create_backbone
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def sampler() -> EpisodeSampler:
     domain = create_domain("synthetic", num_classes=10, per_class=8, size=16, seed=3)

@@ -16,14 +16,6 @@ from metaxfer.models import BACKBONES
 WAYS = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def sampler() -> EpisodeSampler:
     domain = create_domain("synthetic", num_classes=8, per_class=6, size=16, seed=0)

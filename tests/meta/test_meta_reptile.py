@@ -13,14 +13,6 @@ from metaxfer.meta import Reptile
 from metaxfer.models import create_backbone
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("backbone", ["mlp", "conv4"])
 def test_reptile_step_follows_its_formula(backbone: str) -> None:
     domain = create_domain("synthetic", num_classes=6, per_class=5, size=16, seed=2)

@@ -14,14 +14,6 @@ from metaxfer.models import BACKBONES, CosineHead, EpisodicBatchNorm2d, LinearHe
 SMALL = {"conv4": {"hidden": 8}, "resnet12": {"channels": (4, 6, 8, 8)}, "mlp": {"hidden": (16, 8)}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", BACKBONES.names())
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_backbone_runs_with_features_head_split(name: str, channels: int) -> None:

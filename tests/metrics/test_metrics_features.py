@@ -21,15 +21,6 @@ from metaxfer.metrics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks gain nothing from a second thread and slow down badly when the machine is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def domain():
     return create_domain("synthetic", num_classes=4, per_class=60, size=16, seed=3, cache=False)
@@ -37,10 +28,7 @@ def domain():
 
 @pytest.fixture(scope="module")
 def extractor(domain) -> FeatureExtractor:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     result = train_feature_extractor(domain, epochs=4, seed=0, batch_size=32)
-    torch.set_num_threads(before)
     return result
 
 

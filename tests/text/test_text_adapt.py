@@ -33,15 +33,6 @@ from metaxfer.text.transformer import Seq2SeqTransformer
 pytest.importorskip("babel")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread; several threads crawl on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 WORDS = {
     "fr": [("house", "maison"), ("cat", "chat"), ("dog", "chien"), ("water", "eau"), ("sun", "soleil"),
            ("moon", "lune"), ("tree", "arbre"), ("book", "livre"), ("bread", "pain"), ("wine", "vin")],

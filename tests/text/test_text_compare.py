@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from metaxfer.errors import UnknownNameError
 from metaxfer.text.adapt import MetaConfig
@@ -13,15 +12,6 @@ from metaxfer.text.compare import INITIALIZERS, ComparisonConfig, ComparisonResu
 
 pytest.importorskip("babel")
 pytest.importorskip("sacrebleu")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread; several threads crawl on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _tiny(**changes) -> ComparisonConfig:

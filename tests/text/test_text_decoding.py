@@ -17,15 +17,6 @@ from metaxfer.text.tokenizer import BOS, EOS, PAD, UNK, Tokenizer
 from metaxfer.text.transformer import Seq2SeqTransformer, expand_vocab
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one thread; several threads crawl on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(vocab: int = 20, *, seed: int = 0, **kw) -> Seq2SeqTransformer:
     torch.manual_seed(seed)
     args = dict(d_model=32, heads=4, encoder_layers=2, decoder_layers=2, ff_dim=64, dropout=0.0, max_len=16)
