@@ -10,6 +10,7 @@ import typer
 from metaxfer import __version__
 from metaxfer.cli import data as data_cmd
 from metaxfer.cli import train as train_cmd
+from metaxfer.cli import translate as translate_cmd
 from metaxfer.errors import MetaxferError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cmd.app, name="data", help="List, inspect and draw the registered data domains.")
 train_cmd.register(app)
+translate_cmd.register(app)
 
 
 def _version(value: bool) -> None:

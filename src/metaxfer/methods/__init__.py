@@ -6,3 +6,4 @@ Importing this package registers every built-in method (the engine does it befor
 from __future__ import annotations
 
 from metaxfer.methods import classifier  # noqa: F401
+from metaxfer.methods import translation  # noqa: F401
