@@ -7,3 +7,4 @@ from __future__ import annotations
 
 from metaxfer.methods import classifier  # noqa: F401
 from metaxfer.methods import translation  # noqa: F401
+from metaxfer.methods import gan  # noqa: F401

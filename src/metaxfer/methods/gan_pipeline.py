@@ -1,0 +1,336 @@
+"""The transfer pipeline of the GAN methods: train a target classifier on real, translated or generated data and
+measure it on the real target test set.
+
+The GAN methods (:mod:`metaxfer.methods.gan`) call :func:`compare_training_sets` at their last evaluation: one
+:class:`~metaxfer.methods.classifier.SmallCNN` per training set (e.g. source only, translated source, target oracle)
+and seed, trained with the same settings, tested on the same real target images. Each result carries a 95%
+confidence interval: over seeds (Student t) when there are two or more, else over test examples (Wilson score
+interval of a binomial proportion); the ``ci`` field names which.
+
+The module also brings two domains to one image format (:func:`common_format`) and splits a domain per class
+(:func:`per_class_split`), the pieces the recipes need.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from metaxfer.data.domain import Domain, create_domain
+from metaxfer.data.transforms import Compose, OptdigitsStyle, Resize, ToChannels, Transform, apply_to_domain
+from metaxfer.engine.config import option
+from metaxfer.errors import MetaxferError
+from metaxfer.methods.classifier import SmallCNN
+
+__all__ = [
+    "TransferConfig",
+    "TrainingSet",
+    "fit_classifier",
+    "accuracy",
+    "wilson_interval",
+    "mean_interval",
+    "compare_training_sets",
+    "common_format",
+    "per_class_split",
+    "load_domain",
+    "merge_styles",
+]
+
+log = logging.getLogger(__name__)
+
+#: Conversions a recipe may name before the common resize (``source_style`` / ``target_style``).
+STYLES = ("none", "optdigits")
+
+
+@dataclass
+class TransferConfig:
+    """The ``transfer`` subsection of a GAN method: the classifiers trained and tested after the GAN."""
+
+    enabled: bool = option(False, help="train and test the target classifiers at the last evaluation")
+    steps: int = option(300, ge=1, help="training steps of each classifier")
+    batch_size: int = option(64, ge=1, help="classifier batch size")
+    lr: float = option(3e-3, gt=0.0, help="classifier learning rate (Adam, cosine decay)")
+    width: int = option(16, ge=1, help="SmallCNN width")
+    blocks: int = option(2, ge=1, le=4, help="SmallCNN blocks")
+    seeds: int = option(1, ge=1, help="classifier seeds per training set (>= 2: CI over seeds)")
+    generated_per_class: int = option(50, ge=0, help="generated images per class added to the real ones")
+
+
+@dataclass
+class TrainingSet:
+    """One training set of the comparison: uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float().div(127.5).sub(1.0)
+
+
+def fit_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_classes: int,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    width: int = 16,
+    blocks: int = 2,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> SmallCNN:
+    """Train a :class:`SmallCNN` with Adam (cosine decay) and cross-entropy; the global RNG is left untouched.
+
+    Args:
+        images: uint8 training images.
+        labels: Their classes in ``[0, num_classes)``.
+        num_classes: Outputs of the network.
+        steps: Optimiser steps.
+        batch_size: Images per step (at most the number of images).
+        lr: Peak learning rate.
+        width: Channels of the first block.
+        blocks: Conv blocks.
+        seed: Seed of the initialisation and of the batches.
+        device: Where to train.
+
+    Returns:
+        The trained network, in eval mode.
+
+    Shape:
+        images (N, C, H, W), labels (N,).
+    """
+    with torch.enable_grad():
+        return _fit(images, labels, num_classes=num_classes, steps=steps, batch_size=batch_size, lr=lr, width=width,
+                    blocks=blocks, seed=seed, device=device)
+
+
+def _fit(images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, steps: int, batch_size: int, lr: float,
+         width: int, blocks: int, seed: int, device: torch.device | str) -> SmallCNN:
+    if len(images) == 0:
+        raise MetaxferError("fit_classifier got no training images; check the shots / split options of the recipe")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = SmallCNN(in_channels=images.shape[1], num_classes=num_classes, width=width, blocks=blocks).to(device)
+    x, y = _to_float(images).to(device), labels.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    bs = min(batch_size, len(x))
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(len(x), (bs,), generator=gen).to(device)
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 512) -> float:
+    """Share of ``images`` that ``net`` (in its current mode) labels correctly."""
+    device = next(net.parameters()).device
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        pred = net(_to_float(images[i : i + batch_size]).to(device)).argmax(1).cpu()
+        correct += int((pred == labels[i : i + batch_size]).sum())
+    return correct / max(1, len(images))
+
+
+def wilson_interval(successes: float, n: int, *, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion ``successes / n``.
+
+    References:
+        E. B. Wilson. Probable inference, the law of succession, and statistical inference. JASA 1927.
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """95% Student-t interval of the mean of ``values`` (two or more)."""
+    from scipy.stats import t
+
+    n = len(values)
+    if n < 2:
+        raise ValueError("mean_interval needs two or more values")
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+def compare_training_sets(
+    sets: list[TrainingSet],
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    *,
+    num_classes: int,
+    cfg: TransferConfig,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, Any]]:
+    """Train one classifier per training set and seed and test each on the same real target images.
+
+    Args:
+        sets: The training sets, e.g. source only, translated, target oracle.
+        test_images: uint8 real target test images.
+        test_labels: Their classes.
+        num_classes: Number of classes.
+        cfg: Classifier settings and number of seeds.
+        seed: First classifier seed (seeds ``seed .. seed + cfg.seeds - 1``; every set uses the same ones).
+        device: Where to train.
+
+    Returns:
+        ``{set name: {"acc": mean accuracy, "ci_low", "ci_high", "ci": "t over seeds" | "wilson over test examples",
+        "per_seed": [...], "train_examples": N, "test_examples": M}}``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for s in sets:
+        accs = []
+        for k in range(cfg.seeds):
+            net = fit_classifier(s.images, s.labels, num_classes=num_classes, steps=cfg.steps,
+                                 batch_size=cfg.batch_size, lr=cfg.lr, width=cfg.width, blocks=cfg.blocks,
+                                 seed=seed + k, device=device)
+            accs.append(accuracy(net, test_images, test_labels))
+        mean = sum(accs) / len(accs)
+        if len(accs) >= 2:
+            low, high = mean_interval(accs)
+            how = "t over seeds"
+        else:
+            low, high = wilson_interval(mean * len(test_labels), len(test_labels))
+            how = "wilson over test examples"
+        out[s.name] = {"acc": mean, "ci_low": low, "ci_high": high, "ci": how, "per_seed": accs,
+                       "train_examples": len(s.labels), "test_examples": len(test_labels)}
+        log.info("transfer %s: acc %.3f [%.3f, %.3f] (%s)", s.name, mean, low, high, how)
+    return out
+
+
+def load_domain(name: str, options: Mapping[str, Any], *, role: str) -> Domain:
+    """``create_domain(name, **options)`` with an error naming the recipe key when ``name`` is empty."""
+    if not name:
+        raise MetaxferError(f"the {role} domain is not set; name a registered domain (metaxfer data list) in the recipe")
+    return create_domain(name, **dict(options))
+
+
+def _style(name: str, *, role: str) -> list[Transform]:
+    if name not in STYLES:
+        raise MetaxferError(f"{role} style {name!r} is unknown; choose one of: {', '.join(STYLES)}")
+    return [OptdigitsStyle()] if name == "optdigits" else []
+
+
+def common_format(
+    source: Domain, target: Domain, *, size: int, channels: int, source_style: str = "none", target_style: str = "none"
+) -> tuple[Domain, Domain]:
+    """Bring two domains to one image format: an optional style conversion, then channels and a square resize.
+
+    Downscaling uses area averaging; upscaling (e.g. optdigits 8×8 → 16×16) is bilinear.
+
+    Args:
+        source: The source domain.
+        target: The target domain.
+        size: Common side in pixels.
+        channels: Common channels (1 or 3).
+        source_style: ``none`` or ``optdigits`` (:class:`~metaxfer.data.transforms.OptdigitsStyle`) for the source.
+        target_style: The same for the target.
+
+    Returns:
+        ``(source, target)`` converted; classes must agree by ``class_keys``.
+
+    Raises:
+        MetaxferError: The two domains do not have the same classes in the same order.
+    """
+    if list(source.class_keys) != list(target.class_keys):
+        raise MetaxferError(
+            f"source {source.name!r} and target {target.name!r} do not share their classes in the same order "
+            f"(class_keys {list(source.class_keys)[:5]}... vs {list(target.class_keys)[:5]}...); pick domains with the "
+            "same classes, e.g. two digit domains or two emoji styles"
+        )
+    out = []
+    for dom, style, role in ((source, source_style, "source"), (target, target_style, "target")):
+        steps = _style(style, role=role)
+        shape = (dom.image_shape[0], dom.image_shape[1], dom.image_shape[2])
+        if style == "optdigits":
+            shape = (1, 8, 8)
+        if channels < shape[0]:
+            steps.append(ToChannels(channels))
+        if (shape[1], shape[2]) != (size, size):
+            steps.append(Resize(size, mode="area"))
+        if channels > shape[0]:
+            steps.append(ToChannels(channels))
+        out.append(apply_to_domain(dom, Compose(steps), name=f"{dom.name}@{channels}x{size}") if steps else dom)
+    return out[0], out[1]
+
+
+def per_class_split(labels: torch.Tensor, *, shots: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Take ``shots`` random examples of every class for training and leave the rest for testing.
+
+    Args:
+        labels: int64 (N,).
+        shots: Training examples per class (each class keeps at least one test example).
+        seed: Seed of the choice.
+
+    Returns:
+        ``(train_indices, test_indices)``, sorted.
+
+    Raises:
+        MetaxferError: A class has ``shots`` examples or fewer, so none would be left to test.
+    """
+    g = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        if len(idx) <= shots:
+            raise MetaxferError(f"class {c} has {len(idx)} examples, not more than shots={shots}; lower the shots")
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        train.append(idx[:shots])
+        test.append(idx[shots:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def merge_styles(domain: Domain, others: list[str], options: Mapping[str, Any]) -> Domain:
+    """Add the images of other domains with the same classes (e.g. the OpenMoji drawings of the Twemoji classes).
+
+    Args:
+        domain: The first domain.
+        others: Registered names of further domains, built with the same ``options``.
+        options: Their build options.
+
+    Returns:
+        One domain holding every image, labelled by the shared classes; ``instances["style"]`` names each
+        image's domain.
+
+    Raises:
+        MetaxferError: A domain does not have the same classes in the same order.
+    """
+    if not others:
+        return domain
+    images, labels = [domain.images], [domain.labels]
+    styles = [domain.name] * len(domain)
+    for name in others:
+        other = load_domain(name, options, role="extra style")
+        if list(other.class_keys) != list(domain.class_keys) or other.image_shape != domain.image_shape:
+            raise MetaxferError(
+                f"domain {name!r} cannot be merged with {domain.name!r}: the classes (class_keys) or the image shape "
+                f"{other.image_shape} vs {domain.image_shape} differ; merge only styles of the same classes"
+            )
+        images.append(other.images)
+        labels.append(other.labels)
+        styles += [name] * len(other)
+    return dataclasses.replace(domain, name="+".join([domain.name, *others]), images=torch.cat(images),
+                               labels=torch.cat(labels), instances={"style": styles})
