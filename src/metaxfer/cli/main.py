@@ -9,6 +9,7 @@ import typer
 
 from metaxfer import __version__
 from metaxfer.cli import data as data_cmd
+from metaxfer.cli import evaluate as evaluate_cmd
 from metaxfer.cli import train as train_cmd
 from metaxfer.cli import translate as translate_cmd
 from metaxfer.errors import MetaxferError
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cmd.app, name="data", help="List, inspect and draw the registered data domains.")
 train_cmd.register(app)
+evaluate_cmd.register(app)
 translate_cmd.register(app)
 
 

@@ -6,5 +6,6 @@ Importing this package registers every built-in method (the engine does it befor
 from __future__ import annotations
 
 from metaxfer.methods import classifier  # noqa: F401
-from metaxfer.methods import translation  # noqa: F401
+from metaxfer.methods import meta  # noqa: F401
 from metaxfer.methods import gan  # noqa: F401
+from metaxfer.methods import translation  # noqa: F401

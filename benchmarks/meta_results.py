@@ -1,0 +1,321 @@
+"""The meta-learning results table of docs/results.md: every algorithm and baseline on every cross-domain recipe.
+
+For each recipe (configs/meta-<recipe>.yaml) and algorithm it trains a run through the engine (`metaxfer train`'s
+code path: model selection on source-validation episodes, best checkpoint), evaluates it on the recipe's target
+(`metaxfer evaluate`'s code path: fixed episodes, mean ± 95% CI, seed and fingerprint), and writes one table per
+recipe into the "Meta-learning" section of docs/results.md, between its markers, with the command that made it.
+Scratch is evaluated straight from the recipe (nothing to train).
+
+    .venv/bin/python benchmarks/meta_results.py --quick            # < 10 min on 2 CPU cores: few steps, 100 episodes,
+                                                                   # the 5-way 1-shot setting of each recipe
+    .venv/bin/python benchmarks/meta_results.py                    # the recipes' own training, 600 episodes, every
+                                                                   # setting (hours on a CPU)
+    .venv/bin/python benchmarks/meta_results.py --recipes digits --algorithms protonet maml --no-write
+
+Threads: each run is pinned to --threads PyTorch threads (default 1) and --workers runs go at once (default 2), so
+the script uses about threads × workers cores; small networks run fastest on one thread each.
+The runs stay under --out (default runs/meta-results-<mode>-<time>/<recipe>/<algorithm>), with a results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {
+    "glyphs": "configs/meta-glyphs.yaml",
+    "omniglot": "configs/meta-omniglot.yaml",
+    "emoji": "configs/meta-emoji.yaml",
+    "digits": "configs/meta-digits.yaml",
+}
+ALGORITHMS = ("maml", "fomaml", "anil", "metasgd", "reptile", "protonet", "matchingnet", "metalstm",
+              "scratch", "baseline", "baseline++")
+BASELINES = ("scratch", "baseline", "baseline++")
+#: Per-algorithm settings (overrides of every recipe), from the papers where they fit small Conv-4 networks.
+PRESETS: dict[str, list[str]] = {
+    "maml": ["meta.inner_lr=0.4", "meta.inner_steps=1", "meta.eval_inner_steps=3"],
+    "fomaml": ["meta.inner_lr=0.1", "meta.inner_steps=5"],
+    "anil": ["meta.inner_lr=0.4", "meta.inner_steps=5"],
+    "metasgd": ["meta.inner_lr=0.4", "meta.inner_steps=1"],
+    "reptile": ["meta.inner_lr=0.02", "meta.inner_steps=5", "train.optimizer=sgd", "train.momentum=0",
+                "train.lr=1.0", "train.schedule=linear"],
+    "protonet": [],
+    "matchingnet": [],
+    "metalstm": ["meta.inner_steps=5", "meta.options.hidden=16", "train.grad_clip=0.25"],
+    "scratch": ["meta.options.steps=100", "meta.options.lr=0.001"],
+    "baseline": ["meta.options.finetune_steps=100"],
+    "baseline++": ["meta.options.finetune_steps=100"],
+}
+QUICK_STEPS = 20
+QUICK_EPISODES = 100
+#: The quick setting's cuts besides steps and episodes: two episodes per outer update, one validation (at the end) on
+#: 20 episodes, at most 5 queries per class in target episodes, 20 Adam steps per episode for scratch, 3 inner steps
+#: for the Meta-LSTM.
+QUICK_OVERRIDES = ["meta.meta_batch=2", "train.log_every=5", "meta.val_episodes=20"]
+QUICK_QUERIES = 5
+QUICK_ALGORITHM_OVERRIDES = {"scratch": ["meta.options.steps=20"], "metalstm": ["meta.inner_steps=3"]}
+START, END = "<!-- meta-results:start -->", "<!-- meta-results:end -->"
+HEADER = ("# Results\n\nEvery table here is written by a script in `benchmarks/` from runs it performs; each section "
+          "names its command. A script rewrites only its own section, between its `<!-- name:start -->` and "
+          "`<!-- name:end -->` markers: edit the text outside them.")
+
+
+# ------------------------------------------------------------------------------------------------- one job
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Train (unless scratch) and evaluate one (recipe, algorithm, ways) in this process; returns plain results."""
+    import torch
+
+    from metaxfer.engine import load_config, train
+    from metaxfer.engine.device import cpu_threads
+    from metaxfer.errors import MetaxferError
+    from metaxfer.methods.crossdomain import parse_setting
+    from metaxfer.methods.meta_eval import evaluate_setting, load_model, model_from_config, resolve_target, \
+        write_record
+
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(job["threads"])
+    out = Path(job["out"])
+    cfg = load_config(ROOT / RECIPES[job["recipe"]], job["overrides"])
+    result: dict[str, Any] = {**{k: job[k] for k in ("recipe", "algorithm", "ways")}, "records": {}, "errors": {}}
+    start = time.perf_counter()
+    try:
+        if cfg.meta.algorithm == "scratch":
+            model = model_from_config(cfg)
+            result["train_s"], result["val_acc"] = 0.0, None
+        else:
+            trained = train(cfg, out=out, progress_bar=False)
+            summary = json.loads((out / "summary.json").read_text())
+            result["train_s"] = summary["elapsed_s"]
+            result["val_acc"] = trained.best["value"] if trained.best else None
+            result["best_step"] = trained.best["step"] if trained.best else None
+            model = load_model(out)
+        with cpu_threads(job["threads"]):
+            target = resolve_target(model)
+            for text in job["settings"]:
+                setting = parse_setting(text, queries=cfg.meta.eval.queries)
+                record = evaluate_setting(model, target, setting, episodes=job["episodes"], seed=cfg.meta.eval.seed,
+                                          batch_size=cfg.meta.eval.batch_size)
+                write_record(out, record)
+                result["records"][text] = {k: record[k] for k in ("accuracy", "ci", "episodes", "seed", "fingerprint",
+                                                                  "elapsed_s")}
+    except (MetaxferError, RuntimeError, ValueError) as exc:  # reported in the table, the other jobs go on
+        result["errors"]["run"] = f"{type(exc).__name__}: {exc}"
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------- planning
+def plan(args: argparse.Namespace, root: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The jobs, and the settings (and their default queries) shown per recipe."""
+    from metaxfer.engine import load_config
+    from metaxfer.meta import ALGORITHMS as REGISTRY
+    from metaxfer.methods.crossdomain import parse_setting
+
+    jobs, shown = [], {}
+    for recipe in args.recipes:
+        base = load_config(ROOT / RECIPES[recipe])
+        settings = list(base.meta.eval.settings)
+        if args.quick:
+            settings = [s for s in settings if parse_setting(s, queries=1).ways == base.meta.ways
+                        and parse_setting(s, queries=1).within is None][:1]
+        queries = min(base.meta.eval.queries, QUICK_QUERIES) if args.quick else base.meta.eval.queries
+        shown[recipe] = {"settings": settings, "queries": queries}
+        for algorithm in args.algorithms:
+            way_head = REGISTRY.get(algorithm).uses_way_head and REGISTRY.get(algorithm).needs_meta_training
+            groups: dict[int, list[str]] = {}
+            for s in settings:
+                ways = parse_setting(s, queries=1).ways if way_head else base.meta.ways
+                groups.setdefault(ways, []).append(s)
+            for ways, wanted in groups.items():
+                overrides = [*PRESETS[algorithm], f"meta.algorithm={algorithm}", f"threads={args.threads}",
+                             "device=cpu", f"meta.eval.episodes={args.episodes}"]
+                if ways != base.meta.ways:
+                    overrides.append(f"meta.ways={ways}")
+                if args.quick:
+                    overrides += [*QUICK_OVERRIDES, f"train.steps={args.steps}", f"train.eval_every={args.steps}",
+                                  f"train.checkpoint_every={args.steps}", f"meta.eval.queries={queries}"]
+                    overrides += QUICK_ALGORITHM_OVERRIDES.get(algorithm, [])
+                elif args.steps:
+                    overrides.append(f"train.steps={args.steps}")
+                name = algorithm + (f"-{ways}way" if ways != base.meta.ways else "")
+                jobs.append({"recipe": recipe, "algorithm": algorithm, "ways": ways, "settings": wanted,
+                             "overrides": overrides, "episodes": args.episodes, "threads": args.threads,
+                             "out": str(root / recipe / name)})
+    cost = {"metalstm": 0, "reptile": 1, "maml": 2, "fomaml": 3, "scratch": 4}
+    jobs.sort(key=lambda j: (cost.get(j["algorithm"], 9), j["recipe"]))  # the longest first: workers finish together
+    return jobs, shown
+
+
+# ------------------------------------------------------------------------------------------------- the table
+def _cell(record: dict[str, Any] | None) -> str:
+    return "—" if record is None else f"{100 * record['accuracy']:.1f} ± {100 * record['ci']:.1f}"
+
+
+def _label(setting: str, queries: int) -> str:
+    from metaxfer.methods.crossdomain import parse_setting
+
+    s = parse_setting(setting, queries=queries)
+    return f"{s.ways}-way {s.shots}-shot{' within ' + s.within if s.within else ''} ({s.queries} q)"
+
+
+def render(results: list[dict[str, Any]], shown: dict[str, dict[str, Any]], args: argparse.Namespace, command: str,
+           wall: float) -> str:
+    """The Markdown of the section (without its markers)."""
+    import torch
+
+    from metaxfer.engine import load_config
+
+    mode = "quick" if args.quick else "full"
+    lines = [
+        f"Produced by `{command}` ({mode} setting"
+        + (f": {args.steps} training iterations per run of 2 episodes each, one validation on 20 episodes at the "
+           f"end, {args.episodes} target episodes with at most {QUICK_QUERIES} queries per class, scratch with 20 "
+           "Adam steps per episode, the Meta-LSTM with 3 inner steps, and only the 5-way 1-shot setting of each "
+           "recipe. Quick "
+           "numbers show that everything runs end to end and how the methods compare after very little training; "
+           "they are not the recipes' results, which come from the full run: "
+           "`.venv/bin/python benchmarks/meta_results.py`" if args.quick else
+           f": the recipes' own training length, {args.episodes} target episodes per setting")
+        + ").",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} CPU ({multiprocessing.cpu_count()} cores, "
+        f"shared with other work), torch {torch.__version__}; each run pinned to {args.threads} thread(s), "
+        f"{args.workers} runs at a time; {wall / 60:.1f} min in all. Cells: accuracy on fixed target episodes, "
+        "mean ± 95% confidence interval (%). Validation: mean accuracy on the source-validation episodes at the "
+        "selected (best) checkpoint. Train: seconds of training (engine time, validation included). "
+        "Per-algorithm settings: `PRESETS` in benchmarks/meta_results.py; every run folder (config, metrics, "
+        "checkpoints, `evaluation-*.json` with per-episode accuracies, episode seed and fingerprint) is kept under "
+        f"`{args.out_root}`.",
+        "",
+    ]
+    by_key = {(r["recipe"], r["algorithm"]): [] for r in results}
+    for r in results:
+        by_key[(r["recipe"], r["algorithm"])].append(r)
+    for recipe, what in shown.items():
+        cfg = load_config(ROOT / RECIPES[recipe])
+        lines += [f"### {recipe} (`{RECIPES[recipe]}`)", ""]
+        settings, q = what["settings"], what["queries"]
+        header = ["algorithm", *[_label(s, q) for s in settings], "validation", "train s"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        best: dict[str, dict[str, tuple[float, float, str]]] = {s: {} for s in settings}
+        for algorithm in args.algorithms:
+            jobs = by_key.get((recipe, algorithm), [])
+            records = {s: rec for j in jobs for s, rec in j["records"].items()}
+            errors = [e for j in jobs for e in j["errors"].values()]
+            val = next((j.get("val_acc") for j in jobs if j["ways"] == cfg.meta.ways), None)
+            train_s = sum(j.get("train_s") or 0.0 for j in jobs)
+            cells = [_cell(records.get(s)) for s in settings]
+            if errors:
+                cells = [c if c != "—" else "error" for c in cells]
+            name = f"**{algorithm}**" if algorithm in BASELINES else algorithm
+            lines.append("| " + " | ".join([name, *cells, "—" if val is None else f"{100 * val:.1f}",
+                                             "—" if algorithm == "scratch" else f"{train_s:.0f}"]) + " |")
+            for s, rec in records.items():
+                kind = "baseline" if algorithm in BASELINES else "meta"
+                if kind not in best[s] or rec["accuracy"] > best[s][kind][0]:
+                    best[s][kind] = (rec["accuracy"], rec["ci"], algorithm)
+        lines.append("")
+        for s in settings:
+            if "meta" in best[s] and "baseline" in best[s]:
+                (ma, mc, mn), (ba, bc, bn) = best[s]["meta"], best[s]["baseline"]
+                verdict = ("meta-learning is ahead" if ma - mc > ba + bc else
+                           "the baselines are ahead" if ba - bc > ma + mc else "the intervals overlap")
+                lines.append(f"- {_label(s, q)}: best meta-learner {mn} {100 * ma:.1f} ± {100 * mc:.1f}, "
+                             f"best baseline {bn} {100 * ba:.1f} ± {100 * bc:.1f}: {verdict}.")
+        errors = [f"{r['algorithm']}: {e}" for r in results if r["recipe"] == recipe for e in r["errors"].values()]
+        lines += [f"- error in {e}" for e in errors]
+        lines.append("")
+    lines.append("Baselines in bold: **scratch** (a fresh Conv-4 trained on each support set), **baseline** and "
+                 "**baseline++** (Chen et al. 2019: pre-train a classifier on the source classes, fit a new linear or "
+                 "cosine head on each support set).")
+    return "\n".join(lines)
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace the text between the markers in ``path`` (creating the file or the section when missing)."""
+    section = f"{START}\n{body.rstrip()}\n{END}"
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        if START in text and END in text:
+            head, rest = text.split(START, 1)
+            text = head + section + rest.split(END, 1)[1]
+        else:
+            text = text.rstrip() + f"\n\n## Meta-learning\n\n{section}\n"
+        if not text.startswith("# "):
+            text = f"{HEADER}\n\n{text}"
+    else:
+        text = f"{HEADER}\n\n## Meta-learning\n\n{section}\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few steps, 100 episodes, 5-way 1-shot only")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=list(ALGORITHMS))
+    parser.add_argument("--steps", type=int, default=None, help=f"training iterations (quick: {QUICK_STEPS})")
+    parser.add_argument("--episodes", type=int, default=None, help=f"target episodes (quick: {QUICK_EPISODES}; 600)")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads per run")
+    parser.add_argument("--workers", type=int, default=2, help="runs at a time")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the runs")
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results.md", help="file to write")
+    parser.add_argument("--no-write", action="store_true", help="print the table instead of writing it")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="write the table of an earlier invocation's results.json instead of running anything")
+    args = parser.parse_args(argv)
+    if args.render is not None:
+        saved = json.loads(args.render.read_text())
+        vars(args).update(saved["args"])
+        body = render(saved["results"], saved["shown"], args, saved["command"], saved["wall_s"])
+        if args.no_write:
+            print(body)
+        else:
+            write_section(args.results, body)
+        return
+    if args.quick:
+        args.steps = args.steps or QUICK_STEPS
+    args.episodes = args.episodes or (QUICK_EPISODES if args.quick else 600)
+    mode = "quick" if args.quick else "full"
+    root = args.out or ROOT / "runs" / f"meta-results-{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    args.out_root = str(root.relative_to(ROOT)) if root.is_relative_to(ROOT) else str(root)
+    command = ".venv/bin/python benchmarks/meta_results.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = re.sub(r"\s+", " ", command).strip()
+    jobs, shown = plan(args, root)
+    print(f"{len(jobs)} runs, {args.workers} at a time, {args.threads} thread(s) each -> {root}", flush=True)
+    start = time.perf_counter()
+    results = []
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for r in pool.imap_unordered(run_job, jobs):
+            results.append(r)
+            cells = ", ".join(f"{s} {_cell(rec)}" for s, rec in r["records"].items())
+            problem = f" ERROR {r['errors']}" if r["errors"] else ""
+            print(f"[{len(results)}/{len(jobs)}] {r['recipe']:8s} {r['algorithm']:11s} {r['wall_s']:6.0f} s  "
+                  f"{cells}{problem}", flush=True)
+    wall = time.perf_counter() - start
+    root.mkdir(parents=True, exist_ok=True)
+    saved_args = {k: vars(args)[k] for k in ("quick", "steps", "episodes", "threads", "workers", "out_root",
+                                             "recipes", "algorithms")}
+    (root / "results.json").write_text(json.dumps({"command": command, "args": saved_args, "shown": shown,
+                                                   "wall_s": wall, "jobs": jobs, "results": results}, indent=1))
+    body = render(results, shown, args, command, wall)
+    if args.no_write:
+        print(body)
+    else:
+        write_section(args.results, body)
+        print(f"wrote the Meta-learning section of {args.results} ({wall / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
