@@ -1,10 +1,11 @@
 """ANIL (Almost No Inner Loop): MAML that adapts only the classifier head.
 
-The body is shared by every task, so the whole meta-batch is embedded in one forward pass
-(:func:`~metaxfer.meta.common.embed_tasks`), and the heads of all tasks are adapted together: each task gets its own
-copy of the head weights along a leading task dimension, and because the tasks' losses are independent, the
-gradient of their *sum* with respect to the stacked copies is exactly each task's own gradient. No loop over tasks,
-no ``vmap``.
+The body is shared by every task, so a meta-batch is embedded by :func:`~metaxfer.meta.common.embed_tasks` (in one
+pass on accelerators, task by task on the CPU, where that is faster), and the heads of all tasks are adapted
+together: each task gets its own copy of the head weights along a leading task dimension, and because the tasks'
+losses are independent, the gradient of their *sum* with respect to the stacked copies is exactly each task's own
+gradient. No ``vmap``. On the CPU, ``outer_step`` back-propagates task by task, spread over worker threads
+(:mod:`metaxfer.meta.parallel`).
 
 References:
     Raghu, Raghu, Bengio, Vinyals. "Rapid Learning or Feature Reuse? Towards Understanding the Effectiveness of
@@ -82,6 +83,8 @@ class ANIL(MetaAlgorithm):
     """
 
     batched = True
+    separable = True
+    parallel_tasks = True
 
     def __init__(
         self,

@@ -27,7 +27,17 @@ from torch import nn
 
 from metaxfer.data.episodes import Episode
 from metaxfer.errors import EpisodeError, MetaxferError
-from metaxfer.meta.common import Normalization, Task, TaskBatch, as_episode_list, episode_task, stack_tasks
+from metaxfer.meta.common import (
+    Normalization,
+    Task,
+    TaskBatch,
+    as_episode_list,
+    check_one_shape,
+    episode_task,
+    stack_tasks,
+    task_by_task,
+)
+from metaxfer.meta.parallel import parallel_task_gradients, task_workers
 from metaxfer.registry import Registry
 
 __all__ = ["MetaOutput", "MetaAlgorithm", "OptimizerFactory", "ALGORITHMS", "register_algorithm", "algorithm_options"]
@@ -55,6 +65,14 @@ def _mean_metrics(items: Sequence[dict[str, float]]) -> dict[str, float]:
     return {k: sum(m[k] for m in items) / len(items) for k in keys}
 
 
+def _one_task_loss(algorithm: MetaAlgorithm, episode: Episode) -> tuple[torch.Tensor, dict[str, float]]:
+    """One task's meta-training loss: ``task_loss`` of loop algorithms, ``meta_loss([episode])`` of batched ones."""
+    if algorithm.batched:
+        out = algorithm.meta_loss([episode])
+        return out.loss, out.metrics
+    return algorithm.task_loss(algorithm.task(episode))
+
+
 class MetaAlgorithm(nn.Module):
     """Base class of the algorithms.
 
@@ -65,6 +83,12 @@ class MetaAlgorithm(nn.Module):
         needs_meta_training: ``False`` for methods with nothing to meta-train (training from scratch).
         batched: Whether :meth:`meta_loss` handles the whole meta-batch at once (then :meth:`accumulate_gradients`
             back-propagates it in one go rather than task by task).
+        separable: For batched algorithms: whether the meta-batch loss is the mean of independent per-task losses,
+            so that :meth:`accumulate_gradients` may back-propagate task by task where
+            :func:`~metaxfer.meta.common.task_by_task` says that is faster (the CPU).
+        parallel_tasks: Whether :meth:`accumulate_gradients` may run tasks in worker threads on the CPU (see
+            :mod:`metaxfer.meta.parallel`): the per-task loss must touch no state but parameters and buffers it only
+            reads (``"running"`` batch norm, which writes its buffers, always runs the tasks one by one).
         uses_way_head: Whether the backbone's head has one output per way (the MAML family); episodes of another
             number of ways are then refused with an error that says how to fix it.
         default_optimizer: Outer optimiser used when none is given (``"adam"`` or ``"sgd"``).
@@ -81,6 +105,8 @@ class MetaAlgorithm(nn.Module):
 
     needs_meta_training: ClassVar[bool] = True
     batched: ClassVar[bool] = False
+    separable: ClassVar[bool] = False
+    parallel_tasks: ClassVar[bool] = False
     uses_way_head: ClassVar[bool] = True
     default_optimizer: ClassVar[str] = "adam"
     default_outer_lr: ClassVar[float] = 1e-3
@@ -208,23 +234,40 @@ class MetaAlgorithm(nn.Module):
         """Add the meta-gradient of the meta-batch to the parameters' ``.grad``.
 
         Loop-over-tasks algorithms back-propagate each task's loss (divided by the number of tasks) as soon as it
-        is computed, so only one task's graph is alive at a time.
+        is computed, so only one task's graph is alive at a time. So do separable batched algorithms where
+        :func:`~metaxfer.meta.common.task_by_task` prefers it (on the CPU); elsewhere they back-propagate the whole
+        meta-batch in one go. On the CPU with more than one torch thread, algorithms with ``parallel_tasks`` run
+        the tasks in that many worker threads (:func:`~metaxfer.meta.parallel.parallel_task_gradients`; one task
+        graph alive per worker).
 
         Returns:
             The averaged metrics.
         """
         self._require_meta_training()
         eps = as_episode_list(episodes)
-        if self.batched:
+        device = self.reference.device
+        norm_mode = getattr(self.backbone, "norm_mode", None)
+        if self.batched and not (self.separable and len(eps) > 1 and task_by_task(device, norm_mode)):
             out = self.meta_loss(eps)
             out.loss.backward()
             return out.metrics
+        if self.batched:
+            check_one_shape(eps)  # the meta-batches accepted in one pass (on another device), no others
+        # "running" batch norm updates its buffers in place: tasks then run one after the other.
+        workers = task_workers(device, len(eps)) if self._tasks_in_parallel() and norm_mode != "running" else 1
+        if workers > 1:
+            metrics = parallel_task_gradients(self, eps, _one_task_loss, workers=workers, scale=1 / len(eps))
+            return _mean_metrics(metrics)
         metrics = []
         for e in eps:
-            loss, m = self.task_loss(self.task(e))
+            loss, m = _one_task_loss(self, e)
             (loss / len(eps)).backward()
             metrics.append(m)
         return _mean_metrics(metrics)
+
+    def _tasks_in_parallel(self) -> bool:
+        """Whether :meth:`accumulate_gradients` may spread tasks over worker threads (``parallel_tasks``)."""
+        return self.parallel_tasks
 
     def outer_step(self, episodes: Episode | Sequence[Episode]) -> dict[str, float]:
         """One outer update with the algorithm's own optimiser.

@@ -65,6 +65,8 @@ class MatchingNetwork(MetaAlgorithm):
     """
 
     batched = True
+    separable = True
+    parallel_tasks = True
     uses_way_head = False
 
     def __init__(

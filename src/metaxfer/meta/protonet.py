@@ -1,7 +1,8 @@
 """Prototypical Networks: classify a query by its squared Euclidean distance to each class's mean embedding.
 
 ``logits[q, c] = −‖f(x_q) − p_c‖²`` with ``p_c`` the mean of the support embeddings of class c. No inner loop: a
-meta-batch of tasks is embedded in one forward pass.
+meta-batch of tasks is embedded in one forward pass on accelerators; on the CPU, where one task per pass is faster,
+task by task, spread over worker threads in ``outer_step`` (:mod:`metaxfer.meta.parallel`).
 
 References:
     Snell, Swersky, Zemel. "Prototypical Networks for Few-shot Learning", NeurIPS 2017.
@@ -48,6 +49,8 @@ class ProtoNet(MetaAlgorithm):
     """
 
     batched = True
+    separable = True
+    parallel_tasks = True
     uses_way_head = False
 
     def __init__(self, backbone: nn.Module, **kwargs: Any) -> None:

@@ -43,8 +43,10 @@ class ConvBlock(nn.Module):
         self.pool = pool
 
     def forward(self, x: torch.Tensor, norm: NormPlan | None = None) -> torch.Tensor:
-        x = F.relu(self.bn(self.conv(x), norm))
-        return F.max_pool2d(x, 2) if self.pool else x
+        x = self.bn(self.conv(x), norm)
+        # max-pool before ReLU: the same values and gradients as ReLU then max-pool (both are monotone, and a tie
+        # of non-positive maxima gets a zero gradient either way), with the ReLU on a quarter of the elements.
+        return F.relu(F.max_pool2d(x, 2) if self.pool else x)
 
 
 class Conv4(Backbone):

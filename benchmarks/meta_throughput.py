@@ -1,0 +1,385 @@
+"""Meta-training throughput and peak memory of metaxfer against learn2learn, higher and a plain autograd loop.
+
+Setting (the issue's): Conv-4 (64 filters, batch norm, ReLU, max-pool), 1×28×28 images, 5-way, 1 and 5 shots,
+15 queries per class, meta-batch 32, 1 and 5 inner steps, the CPU with ``--threads`` threads (2 by default). One
+*step* is a whole outer update: every task of the meta-batch adapted and back-propagated, then an Adam step.
+
+    bash scripts/install-bench-peers.sh                      # once: higher + learn2learn's MAML, in .venv only
+    .venv/bin/python benchmarks/meta_throughput.py --quick   # 5-way 1-shot, 1 step: four settings
+    .venv/bin/python benchmarks/meta_throughput.py           # every setting (14 lines)
+
+Implementations (all from the same initial weights, on the same episodes):
+
+* ``metaxfer``: ``create_algorithm(...).outer_step`` with ``norm="transductive"`` (each forward pass normalised
+  with its own batch statistics, support and query separately: what the peers' ``nn.BatchNorm2d`` does).
+* ``learn2learn``: ``l2l.algorithms.MAML`` (``first_order=True`` for FO), ``clone()``/``adapt()`` per task;
+  ANIL wraps only the head, over the body's features.
+* ``higher``: ``higher.innerloop_ctx`` with an SGD inner optimiser (first order: detached inner gradients).
+* ``plain``: a hand-written functional Conv-4 and a ``torch.autograd.grad`` loop (ProtoNets: a plain PyTorch
+  loop per task, as learn2learn's example does).
+
+Method: the implementations are timed interleaved, in a rotating order (A B C, B C A, C A B, ...), and the best
+of ``--repeats`` steps is kept, so that load from other processes hits all of them alike; the load average is
+printed. Peak memory is the peak resident size (``VmHWM``) of a fresh process that builds one implementation and
+runs one step on 8 tasks (every implementation holds at most one task graph per thread, so the peak does not grow
+with the meta-batch); the processes of a setting run together, after its timing. A warm-up step on 8 tasks checks
+that every peer computes metaxfer's meta-gradient ("grad diff": largest difference over the largest gradient).
+FLOPs per task are counted once per setting with ``torch.utils.flop_counter.FlopCounterMode`` on metaxfer's step;
+achieved GFLOP/s is set against a 1024×1024 float32 matrix multiply measured in the same run (best of 5).
+``--bf16`` also times metaxfer under bfloat16 autocast (detail line only, with its gradient difference);
+``--norm support`` runs metaxfer in its default batch-norm mode instead (the query pass then carries the support
+rows too, so it does more work than the peers).
+
+The last lines are one per algorithm and setting, e.g.::
+
+    maml-so 5w1s 1step: metaxfer 11.2 tasks/s, fastest peer learn2learn 10.8 tasks/s, 58 GFLOP/s (18% of peak), \
+ratio: 1.04, memory ratio: 0.95
+
+(one line), where ``ratio`` is metaxfer's tasks/s over the fastest peer's and ``memory ratio`` metaxfer's peak
+memory over that peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers import DEFAULT_ROOT, Step, load_peers, peer_steps  # noqa: E402
+
+ALGORITHMS = ("maml-so", "maml-fo", "anil", "protonet")
+#: Target ratio of metaxfer's throughput over the fastest peer's, per algorithm (the issue's).
+TARGETS = {"maml-so": 1.0, "maml-fo": 1.5, "anil": 1.5, "protonet": 1.5}
+#: Algorithms whose peak memory must not exceed the fastest peer's.
+MEMORY_TARGETS = {"maml-so": 1.0}
+WAYS, QUERIES, META_BATCH, INNER_LR = 5, 15, 32, 0.4
+#: Tasks of the warm-up step that also checks the meta-gradients, of the step whose FLOPs are counted, and of the
+#: step whose peak memory is measured (every implementation holds at most one task graph per thread at a time, so
+#: the peak is reached within the first tasks and does not grow with the meta-batch).
+CHECK_TASKS, FLOP_TASKS, MEMORY_TASKS = 8, 4, 8
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One benchmarked configuration."""
+
+    algorithm: str
+    shots: int
+    steps: int
+
+    @property
+    def label(self) -> str:
+        base = f"{self.algorithm} {WAYS}w{self.shots}s"
+        return base if self.algorithm == "protonet" else f"{base} {self.steps}step"
+
+
+@dataclass
+class Result:
+    """Measurements of one setting."""
+
+    setting: Setting
+    tasks_per_s: dict[str, float] = field(default_factory=dict)
+    peak_mb: dict[str, float] = field(default_factory=dict)
+    grad_error: dict[str, float] = field(default_factory=dict)
+    flops_per_task: float = 0.0
+
+    def fastest_peer(self) -> str:
+        peers = {k: v for k, v in self.tasks_per_s.items() if not k.startswith("metaxfer")}
+        return max(peers, key=peers.__getitem__)
+
+
+def settings(quick: bool, algorithms: Sequence[str]) -> list[Setting]:
+    """The settings to run: 5-way 1-shot 1-step only with ``quick``, else 1/5 shots × 1/5 steps."""
+    out = []
+    for algo in algorithms:
+        for shots in (1,) if quick else (1, 5):
+            for steps in (1,) if quick or algo == "protonet" else (1, 5):
+                out.append(Setting(algo, shots, steps))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ building
+def meta_batches(shots: int, count: int = 2) -> list[list[Any]]:
+    """``count`` fixed meta-batches of 5-way ``shots``-shot 15-query episodes from the synthetic domain."""
+    from metaxfer.data import EpisodeSampler, create_domain
+
+    domain = create_domain("synthetic", cache=False, num_classes=100, per_class=40, size=28, seed=0)
+    sampler = EpisodeSampler(domain, ways=WAYS, shots=shots, queries=QUERIES, seed=0)
+    return [[sampler.sample() for _ in range(META_BATCH)] for _ in range(count)]
+
+
+def build(
+    setting: Setting, names: Sequence[str], *, peers_root: Path, norm: str = "transductive"
+) -> dict[str, Step]:
+    """metaxfer's (batch-norm mode ``norm``) and the peers' steps for ``setting``, from the same initial weights."""
+    from metaxfer.meta import create_algorithm
+
+    name = {"maml-so": "maml", "maml-fo": "fomaml", "anil": "anil", "protonet": "protonet"}[setting.algorithm]
+    options = {} if name == "protonet" else {"inner_lr": INNER_LR, "inner_steps": setting.steps}
+
+    def algorithm() -> Any:
+        torch.manual_seed(0)
+        return create_algorithm(name, ways=WAYS, norm=norm, **options)
+
+    algo = algorithm()
+    out: dict[str, Step] = {}
+    if "metaxfer" in names:
+        out["metaxfer"] = Step(algo.outer_step, list(algo.backbone.parameters()))
+    if "metaxfer-bf16" in names:
+        algo16 = algorithm()
+
+        def bf16_step(episodes: Sequence[Any]) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                algo16.outer_step(episodes)
+
+        out["metaxfer-bf16"] = Step(bf16_step, list(algo16.backbone.parameters()))
+    wanted = [n for n in names if not n.startswith("metaxfer")]
+    if wanted:
+        needs_frameworks = any(n != "plain" for n in wanted)
+        peers = load_peers(peers_root) if needs_frameworks else None
+        available = peer_steps(
+            setting.algorithm, peers=peers, backbone=algo.backbone, ways=WAYS, lr=INNER_LR, steps=setting.steps,
+            names=[n for n in wanted if n in peer_names(setting.algorithm)],
+        )
+        out.update(available)
+    return out
+
+
+def peer_names(algorithm: str) -> list[str]:
+    return ["plain"] if algorithm == "protonet" else ["learn2learn", "higher", "plain"]
+
+
+# ----------------------------------------------------------------------------------------------- measuring
+def matmul_peak(repeats: int = 5, size: int = 1024) -> float:
+    """Best GFLOP/s of a ``size``² float32 matrix multiply."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / 10)
+    return 2 * size**3 / best / 1e9
+
+
+def count_flops(step: Step, episodes: Sequence[Any]) -> float:
+    """FLOPs of one step over ``episodes`` divided by the number of tasks.
+
+    The counter sees only the thread it runs in, so the step runs with one torch thread (metaxfer then runs its
+    tasks one after the other; the work per task is the same).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step(episodes)
+    finally:
+        torch.set_num_threads(threads)
+    return counter.get_total_flops() / len(episodes)
+
+
+def grad_error(step: Step, reference: Step) -> float:
+    """Largest |g − g_ref| over the parameters, relative to the largest |g_ref| (after both ran the same step)."""
+    worst, scale = 0.0, 0.0
+    for p, q in zip(step.params, reference.params, strict=True):
+        if q.grad is None:
+            continue
+        scale = max(scale, float(q.grad.abs().max()))
+        worst = max(worst, float((p.grad - q.grad).abs().max()) if p.grad is not None else float("inf"))
+    return worst / max(scale, 1e-30)
+
+
+def time_interleaved(steps: dict[str, Step], batches: list[list[Any]], repeats: int) -> dict[str, float]:
+    """Best tasks/s of each step over ``repeats`` rounds, the implementations interleaved in a rotating order."""
+    names = list(steps)
+    best = {n: float("inf") for n in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            episodes = batches[r % len(batches)]
+            start = time.perf_counter()
+            steps[n](episodes)
+            best[n] = min(best[n], time.perf_counter() - start)
+    return {n: META_BATCH / t for n, t in best.items()}
+
+
+def measure_memory(
+    setting: Setting, names: Sequence[str], *, threads: int, peers_root: Path, norm: str
+) -> dict[str, float]:
+    """Peak resident memory (MB) of fresh processes, one per implementation, that each run one step of ``setting``.
+
+    The processes run at the same time (after the timing, so they disturb nothing): peak memory does not depend on
+    speed, and this keeps ``--quick`` short.
+    """
+    procs = {}
+    for name in names:
+        cmd = [
+            sys.executable, str(Path(__file__).resolve()), "--child", setting.algorithm, str(setting.shots),
+            str(setting.steps), name, "--threads", str(threads), "--peers-root", str(peers_root), "--norm", norm,
+        ]
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory run of {name} for {setting.label} failed:\n{stderr[-2000:]}")
+        out[name] = float(json.loads(stdout.strip().splitlines()[-1])["peak_mb"])
+    return out
+
+
+def child(argv: Sequence[str], threads: int, peers_root: Path, norm: str) -> None:
+    """``--child ALGO SHOTS STEPS NAME``: build one implementation, run one step, print the peak RSS as JSON."""
+    algo, shots, steps, name = argv[0], int(argv[1]), int(argv[2]), argv[3]
+    torch.set_num_threads(threads)
+    setting = Setting(algo, shots, steps)
+    episodes = meta_batches(shots)[0][:MEMORY_TASKS]
+    step = build(setting, [name], peers_root=peers_root, norm=norm)[name]
+    step(episodes)  # one outer step: every buffer, task graph and the optimiser state exist by its end
+    print(json.dumps({"peak_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB.
+
+    ``VmHWM`` of ``/proc/self/status`` where there is one: unlike ``getrusage(...).ru_maxrss``, it is not inherited
+    from the parent, whose resident size at ``fork`` would otherwise set a floor under every child's figure.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux, bytes on macOS
+
+
+# ------------------------------------------------------------------------------------------------- running
+def run_setting(setting: Setting, args: argparse.Namespace) -> Result:
+    names = ["metaxfer"] + (["metaxfer-bf16"] if args.bf16 else []) + [
+        n for n in peer_names(setting.algorithm) if n in args.peers
+    ]
+    batches = meta_batches(setting.shots)
+    steps = build(setting, names, peers_root=args.peers_root, norm=args.norm)
+    result = Result(setting)
+    for n, step in steps.items():  # warm-up, and the same meta-gradient from the same weights and episodes
+        step(batches[0][:CHECK_TASKS])
+        if n != "metaxfer":
+            result.grad_error[n] = grad_error(step, steps["metaxfer"])
+    result.flops_per_task = count_flops(steps["metaxfer"], batches[1][:FLOP_TASKS])
+    result.tasks_per_s = time_interleaved(steps, batches, args.repeats)
+    del steps
+    if not args.no_memory:
+        measured = [n for n in names if n != "metaxfer-bf16"]
+        result.peak_mb = measure_memory(
+            setting, measured, threads=args.threads, peers_root=args.peers_root, norm=args.norm
+        )
+    return result
+
+
+def summary_line(res: Result, peak_gflops: float) -> str:
+    mx = res.tasks_per_s["metaxfer"]
+    peer = res.fastest_peer()
+    gflops = res.flops_per_task * mx / 1e9
+    mem = f"{res.peak_mb['metaxfer'] / res.peak_mb[peer]:.2f}" if res.peak_mb else "not measured"
+    return (
+        f"{res.setting.label}: metaxfer {mx:.1f} tasks/s, fastest peer {peer} {res.tasks_per_s[peer]:.1f} tasks/s, "
+        f"{gflops:.0f} GFLOP/s ({100 * gflops / peak_gflops:.0f}% of peak), ratio: {mx / res.tasks_per_s[peer]:.2f}, "
+        f"memory ratio: {mem}"
+    )
+
+
+def detail_line(res: Result) -> str:
+    parts = []
+    for n, v in res.tasks_per_s.items():
+        mem = f", {res.peak_mb[n]:.0f} MB" if n in res.peak_mb else ""
+        err = f", grad diff {res.grad_error[n]:.1e}" if n in res.grad_error else ""
+        parts.append(f"{n} {v:.2f} tasks/s{mem}{err}")
+    return f"  {res.setting.label}: " + "; ".join(parts) + f"; {res.flops_per_task / 1e9:.2f} GFLOP/task"
+
+
+def verdict(res: Result) -> str:
+    mx, peer = res.tasks_per_s["metaxfer"], res.fastest_peer()
+    ratio = mx / res.tasks_per_s[peer]
+    target = TARGETS[res.setting.algorithm]
+    ok = ratio >= target
+    text = f"speed target {target:.1f}x {'met' if ok else 'NOT met'}"
+    if res.setting.algorithm in MEMORY_TARGETS and res.peak_mb:
+        mem_ok = res.peak_mb["metaxfer"] <= res.peak_mb[peer] * MEMORY_TARGETS[res.setting.algorithm]
+        text += f", memory target {'met' if mem_ok else 'NOT met'}"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="only the 5-way 1-shot, 1-step settings")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (pinned, reported; default 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per implementation (best kept)")
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    parser.add_argument("--peers", nargs="+", default=["learn2learn", "higher", "plain"],
+                        choices=["learn2learn", "higher", "plain"], help="peers to compare with")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--bf16", action="store_true", help="also time metaxfer under bfloat16 autocast")
+    parser.add_argument("--norm", default="transductive", choices=["transductive", "support"],
+                        help="metaxfer's batch-norm mode (transductive = what the peers compute)")
+    parser.add_argument("--peers-root", type=Path, default=DEFAULT_ROOT, help="where learn2learn is unpacked")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    parser.add_argument("--child", nargs=4, metavar=("ALGO", "SHOTS", "STEPS", "IMPL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.threads, args.peers_root, args.norm)
+        return
+    args.repeats = args.repeats or (2 if args.quick else 4)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    load = os.getloadavg()
+    versions = load_peers(args.peers_root).versions if set(args.peers) - {"plain"} else {"torch": torch.__version__}
+    print(f"metaxfer meta-learning throughput: Conv-4 1x28x28, {WAYS}-way, {QUERIES} queries/class, "
+          f"meta-batch {META_BATCH}, inner lr {INNER_LR}")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, threads: {args.threads}, "
+          f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+          + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    workers = min(args.threads, META_BATCH)
+    print(f"metaxfer: batch norm {args.norm!r}; first-order MAML, ANIL and ProtoNets run the tasks in {workers} "
+          f"worker thread(s) of 1 torch thread each, second-order MAML one task at a time on {args.threads}")
+    peak_start = matmul_peak()
+    print(f"matmul peak (1024x1024 float32, best of 5): {peak_start:.0f} GFLOP/s", flush=True)
+    results = []
+    for setting in settings(args.quick, args.algorithms):
+        res = run_setting(setting, args)
+        results.append(res)
+        print(detail_line(res), f"| load {os.getloadavg()[0]:.1f} |", verdict(res), flush=True)
+    peak_end = matmul_peak()
+    peak = max(peak_start, peak_end)
+    print(f"matmul peak again at the end: {peak_end:.0f} GFLOP/s (the higher, {peak:.0f}, is the reference)")
+    print(f"elapsed: {time.perf_counter() - started:.0f} s, load average at end: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        payload = {
+            "threads": args.threads, "load_start": load, "load_end": os.getloadavg(), "matmul_gflops": peak,
+            "matmul_gflops_start_end": [peak_start, peak_end], "norm": args.norm, "quick": args.quick,
+            "versions": versions, "repeats": args.repeats,
+            "results": [{**asdict(r), "line": summary_line(r, peak)} for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+    for res in results:
+        print(summary_line(res, peak))
+
+
+if __name__ == "__main__":
+    main()
