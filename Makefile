@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml scripts/debian-packages.txt
 	bash scripts/setup-system-data.sh
 	touch $(STAMP)
 
+# The main job: every transfer path of the default recipe (digits, pip-only data) on the same target episodes; prints
+# the table and writes $(DEMO_OUT)/report.html. Running it again continues (or reuses) the same folder.
 demo: $(STAMP)
-	$(BIN)/metaxfer data list
-	$(BIN)/metaxfer data show --all-default --out $(DEMO_OUT)
+	$(BIN)/metaxfer run --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -25,6 +25,7 @@ BUDGETS: dict[str, tuple[int, dict[str, Any]]] = {
     "metalstm": (25, {"outer_lr": 3e-3, "hidden": 8}),
     "protonet": (30, {"outer_lr": 3e-3}),
     "matchingnet": (30, {"outer_lr": 3e-3}),
+    "metagan": (30, {"outer_lr": 3e-3}),
     "baseline": (30, {"num_classes": 40, "outer_lr": 1e-2}),
     "baseline++": (30, {"num_classes": 40, "outer_lr": 1e-2}),
     "scratch": (0, {"steps": 20, "lr": 1e-2}),

@@ -10,6 +10,7 @@ import typer
 from metaxfer import __version__
 from metaxfer.cli import data as data_cmd
 from metaxfer.cli import evaluate as evaluate_cmd
+from metaxfer.cli import run as run_cmd
 from metaxfer.cli import train as train_cmd
 from metaxfer.cli import translate as translate_cmd
 from metaxfer.errors import MetaxferError
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(data_cmd.app, name="data", help="List, inspect and draw the registered data domains.")
 train_cmd.register(app)
 evaluate_cmd.register(app)
+run_cmd.register(app)
 translate_cmd.register(app)
 
 
@@ -49,3 +51,7 @@ def main() -> None:
     except MetaxferError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # `python -m metaxfer.cli.main ...`, e.g. under torchrun
+    main()

@@ -10,6 +10,12 @@ Exact resume: a checkpoint holds every piece of state that later iterations read
 state, the global and the method's RNG states, the method's data position, the loop's counters and its partial log
 window), and it is written after everything of its iteration (metrics, evaluation, samples). Resuming from it and
 dropping the metric rows logged after it replays the rest of the run exactly.
+
+With several processes (:mod:`metaxfer.engine.distributed`), each step's loss and metrics are reduced over the
+processes before the NaN check (so every process takes the same branch), gradients are all-reduced before each
+optimiser step, floating-point buffers are averaged after each iteration, and the loop's decisions (interrupt, early
+stop, new best) are agreed once per iteration. Only rank 0 evaluates and writes the run folder; at each checkpoint
+every process checks that it holds the same weights as the others.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ from typing import IO, Any
 import torch
 
 from metaxfer.engine import checkpoint as ckpt_mod
+from metaxfer.engine import distributed
 from metaxfer.engine.config import ExperimentConfig, config_to_dict
 from metaxfer.engine.device import amp_settings, seed_everything
+from metaxfer.engine.distributed import DistributedError
 from metaxfer.engine.files import OutputError, atomic_write_json
 from metaxfer.engine.methods import METHODS, Method, Step, StepOutput
 from metaxfer.engine.optim import make_scheduler, scale_learning_rate
@@ -98,18 +106,24 @@ def monitored_metric(cfg: ExperimentConfig, method: type[Method]) -> tuple[str, 
 class Trainer:
     """Runs one method's training in one run folder.
 
+    In a distributed job (``torch.distributed`` initialised, see :mod:`metaxfer.engine.distributed`) every process
+    builds a Trainer; ``run`` is the same folder everywhere but only rank 0 touches it.
+
     Args:
         cfg: The resolved config.
-        run: The run folder (created and locked by the caller).
+        run: The run folder (created and locked by the caller; on ranks other than 0 never read or written).
         device: Where to train.
         progress_bar: Force the progress bar on or off (``None``: on when stderr is a terminal).
     """
 
     def __init__(self, cfg: ExperimentConfig, run: Run, *, device: torch.device, progress_bar: bool | None = None) -> None:
         self.cfg, self.run, self.device, self.progress_bar = cfg, run, device, progress_bar
+        self.dist = distributed.current(device)
         method_cls = METHODS.get(cfg.method)
         seed_everything(cfg.seed)
-        self.method = method_cls(cfg, device=device)
+        with self.dist.local_main_first():  # one process per machine fills the domain cache, then the others read it
+            self.method = method_cls(cfg, device=device)
+        self.dist.broadcast_modules(self.method.modules.values())
         self.steps: list[Step] = list(self.method.steps())
         self._check_steps()
         self.schedulers = {name: make_scheduler(opt, cfg.train) for name, opt in self.method.optimizers.items()}
@@ -134,6 +148,15 @@ class Trainer:
         self._metrics_fh: IO[str] | None = None
         self._progress: Progress | None = None
         self._lr_used: dict[str, float] = {}
+        self._buffer_share: float | None = None
+        self._fork_rank_rng()
+
+    def _fork_rank_rng(self) -> None:
+        """Ranks other than 0 move their global RNGs (dropout, ...) to a stream of their own, derived from the seed,
+        the rank and the step; rank 0 keeps the state a single process would have. The method's own generators
+        stay shared: they draw the global batches."""
+        if self.dist.rank > 0:
+            seed_everything((self.cfg.seed * 1_000_003 + self.dist.rank * 7_919 + self.step * 104_729) % 2**63)
 
     def _check_steps(self) -> None:
         if not self.steps:
@@ -207,6 +230,7 @@ class Trainer:
         self.stopped_early = bool(loop["stopped_early"])
         restore_rng(s["rng"])
         self._saved_step = self.step
+        self._fork_rank_rng()
 
     def estimate_checkpoint_bytes(self) -> int:
         """A generous guess of one checkpoint's size before any is written (weights plus two moments each)."""
@@ -217,6 +241,7 @@ class Trainer:
     def _iteration(self, it: int) -> dict[str, float]:
         metrics: dict[str, float] = {}
         clip = self.cfg.train.grad_clip
+        dist = self.dist
         for step in self.steps:
             opt = self.method.optimizers[step.optimizer] if step.optimizer is not None else None
             sums: dict[str, float] = {}
@@ -229,12 +254,23 @@ class Trainer:
                     raise MetaxferError(f"step {step.name!r} must return a StepOutput, got {type(out).__name__}")
                 values = {k: float(v) for k, v in out.metrics.items()}
                 loss = float(out.loss.detach()) if out.loss is not None else values.get("loss")
+                share = out.share if out.share is not None else 1.0 / dist.world_size
+                if dist.enabled:  # global loss and metrics on every process: all take the same NaN branch
+                    what = f"step {step.name!r} of iteration {it + 1}"
+                    local_loss = float(out.loss.detach()) if out.loss is not None else None
+                    global_loss, values = dist.reduce_step(local_loss, values, share, what=what)
+                    loss = global_loss if out.loss is not None else values.get("loss")
+                    if out.share is not None:
+                        self._buffer_share = out.share
                 if loss is not None and not math.isfinite(loss):
                     raise _NonFinite(step.name, "loss", loss)
                 if out.loss is not None:
                     if opt is None:
                         raise MetaxferError(f"step {step.name!r} returned a loss but names no optimizer to step")
                     self.scaler.scale(out.loss).backward()
+                    if dist.enabled:
+                        dist.reduce_gradients([p for g in opt.param_groups for p in g["params"]], share,
+                                              what=f"step {step.name!r} of iteration {it + 1}")
                     if clip > 0:
                         self.scaler.unscale_(opt)
                         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
@@ -251,6 +287,7 @@ class Trainer:
         self._lr_used = self._learning_rates()
         for sched in self.schedulers.values():
             sched.step()
+        dist.average_buffers(self.method.modules.values(), self._buffer_share)
         return metrics
 
     # ------------------------------------------------------------------ logging, evaluation, checkpoints
@@ -271,15 +308,21 @@ class Trainer:
         self.last_train = dict(row)
         return row
 
-    def _evaluate(self) -> dict[str, float]:
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """The method's modules in eval mode (batch norm reads its running statistics and does not update them)."""
         modes = {n: m.training for n, m in self.method.modules.items()}
         for m in self.method.modules.values():
             m.eval()
         try:
-            raw = self.method.evaluate()
+            yield
         finally:
             for n, m in self.method.modules.items():
                 m.train(modes[n])
+
+    def _evaluate(self) -> dict[str, float]:
+        with self._eval_mode():
+            raw = self.method.evaluate()
         return {f"eval/{k}": float(v) for k, v in raw.items()}
 
     def _track(self, row: dict[str, float], s: int) -> bool:
@@ -307,7 +350,8 @@ class Trainer:
         return improved
 
     def _save_samples(self, s: int) -> None:
-        images = self.method.samples()
+        with self._eval_mode():  # drawing samples must not change training state (it runs on rank 0 only)
+            images = self.method.samples()
         if images is None:
             return
         from metaxfer.data.grid import image_grid, save_image
@@ -317,7 +361,12 @@ class Trainer:
                           title=f"{self.cfg.name} step {s}")
         save_image(grid, self.run.samples / f"step-{s:08d}.png")
 
-    def _checkpoint(self) -> Path:
+    def _checkpoint(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0; every process first checks the weights agree)."""
+        self.dist.check_same(self.method.modules, step=self.step)
+        if not self.dist.is_main:
+            self._saved_step = self.step
+            return None
         folder = self.run.checkpoints
         if self._metrics_fh is not None:
             self._metrics_fh.flush()
@@ -363,12 +412,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ NaN / Inf
     def _handle_non_finite(self, problem: _NonFinite, it: int) -> None:
-        last = ckpt_mod.latest_checkpoint(self.run.checkpoints)
-        where = f"the {problem.what} of step {problem.step!r} is {problem.value} at iteration {it + 1}"
         train = self.cfg.train
-        if train.on_nan == "rollback" and last is not None and self.rollbacks < train.max_rollbacks:
+
+        def decide() -> tuple[Path | None, ckpt_mod.Checkpoint | None]:  # rank 0 reads; every process gets it
+            newest = ckpt_mod.latest_checkpoint(self.run.checkpoints)
+            if train.on_nan == "rollback" and newest is not None and self.rollbacks < train.max_rollbacks:
+                return newest, ckpt_mod.load_checkpoint(newest)
+            return newest, None
+
+        last, ckpt = self.dist.from_main(decide, what=f"the rollback after a non-finite loss at iteration {it + 1}")
+        where = f"the {problem.what} of step {problem.step!r} is {problem.value} at iteration {it + 1}"
+        if ckpt is not None:
             rollbacks = self.rollbacks + 1
-            ckpt = ckpt_mod.load_checkpoint(last)
             self.restore(ckpt)
             self.rollbacks = rollbacks
             for sched in self.schedulers.values():
@@ -389,6 +444,8 @@ class Trainer:
         )
 
     def _reopen_metrics(self, step: int) -> None:
+        if not self.dist.is_main:
+            return
         if self._metrics_fh is not None:
             self._metrics_fh.close()
         self.run.truncate_metrics(step)
@@ -414,21 +471,40 @@ class Trainer:
             for sig, old in previous.items():
                 signal.signal(sig, old)
 
+    @contextmanager
+    def _peer_failures(self) -> Iterator[None]:
+        """A failed collective: log it at once (``torchrun`` stops this process soon after a peer fails, maybe before
+        the error reaches the command line) and say how to resume."""
+        try:
+            yield
+        except DistributedError as exc:
+            last = f" from {ckpt_mod.latest_checkpoint(self.run.checkpoints)}" if self.dist.is_main else ""
+            message = (f"{exc}. The run is resumable{last} on any number of processes: "
+                       f"`metaxfer resume {self.run.path}` (under torchrun or not)")
+            log.error("%s", message)
+            raise DistributedError(message) from exc
+
     # ------------------------------------------------------------------ the loop
     def run_loop(self) -> RunResult:
-        """Train from the current step to ``train.steps`` (or an early stop or an interrupt)."""
-        cfg, total = self.cfg, self.cfg.train.steps
+        """Train from the current step to ``train.steps`` (or an early stop or an interrupt).
+
+        After a normal end, rank 0 writes ``summary.json`` and calls the method's :meth:`~Method.finish`.
+        """
+        cfg, total, dist = self.cfg, self.cfg.train.steps, self.dist
+        main = dist.is_main
         t0 = time.perf_counter()
-        self._progress = Progress(total=total, initial=self.step, name=cfg.name, bar=self.progress_bar)
+        self._progress = Progress(total=total, initial=self.step, name=cfg.name, bar=self.progress_bar, quiet=not main)
         tb = TensorBoardSink(self.run.path / "tensorboard", purge_step=self.step + 1 if self.step else None) \
-            if cfg.train.tensorboard else None
-        self._metrics_fh = self.run.open_metrics()
-        if self._checkpoint_bytes == 0:
+            if cfg.train.tensorboard and main else None
+        self._metrics_fh = self.run.open_metrics() if main else None
+        if self._checkpoint_bytes == 0 and main:
             self._checkpoint_bytes = self.estimate_checkpoint_bytes()
         state = "finished"
         try:
-            with self._signals():
-                if not ckpt_mod.list_checkpoints(self.run.checkpoints):
+            with self._signals(), self._peer_failures():
+                first = dist.from_main(lambda: not ckpt_mod.list_checkpoints(self.run.checkpoints),
+                                       what="looking for checkpoints")
+                if first:
                     self._checkpoint()  # step 0: a killed run can always be resumed
                 while self.step < total and not self.stopped_early:
                     try:
@@ -441,19 +517,25 @@ class Trainer:
                     row = self._window_row(metrics, s)
                     evaluated = s % cfg.train.eval_every == 0 or s == total
                     new_best = False
-                    if evaluated:
+                    if evaluated and main:  # rank 0 evaluates; the others wait in agree()
                         ev = self._evaluate()
                         self.last_eval = dict(ev)
                         row.update(ev)
                         new_best = self._track(row, s)
-                    with self._output_errors(f"the metrics or samples of step {s}"):
-                        if row:
-                            line = {"step": s, **row}
-                            self._metrics_fh.write(json.dumps(line) + "\n")
-                            if tb is not None:
-                                tb.write(line)
-                        if evaluated and cfg.train.samples:
-                            self._save_samples(s)
+                    if dist.enabled:
+                        stop_now, self.stopped_early, new_best = dist.agree(
+                            [bool(self._interrupt), self.stopped_early, new_best], what=f"the end of iteration {s}")
+                        if stop_now and not self._interrupt:
+                            self._interrupt = signal.SIGTERM
+                    if main:
+                        with self._output_errors(f"the metrics or samples of step {s}"):
+                            if row:
+                                line = {"step": s, **row}
+                                self._metrics_fh.write(json.dumps(line) + "\n")
+                                if tb is not None:
+                                    tb.write(line)
+                            if evaluated and cfg.train.samples:
+                                self._save_samples(s)
                     self._progress.update(s, row or None)
                     if (s % cfg.train.checkpoint_every == 0 or s == total or new_best or self.stopped_early
                             or self._interrupt):
@@ -468,14 +550,18 @@ class Trainer:
             self._progress.close()
             if tb is not None:
                 tb.close()
-            self._metrics_fh.close()
+            if self._metrics_fh is not None:
+                self._metrics_fh.close()
             self._metrics_fh = None
         result = RunResult(run_dir=self.run.path, state=state, step=self.step, final=dict(self.last_eval),
                            best=self._best_record(), stopped_early=self.stopped_early)
-        if state == "finished":
+        if state == "finished" and main:
             summary = {"state": state, "step": self.step, "steps": total, "stopped_early": self.stopped_early,
                        "final": self.last_eval, "last_train": self.last_train, "best": result.best,
                        "rollbacks": self.rollbacks, "device": str(self.device), "amp": self.amp.describe(),
                        "elapsed_s": round(time.perf_counter() - t0, 3)}
+            if dist.enabled:
+                summary["processes"] = dist.world_size
             atomic_write_json(self.run.summary_path, summary)
-        return result
+            self.method.finish(self.run.path)
+        return dist.from_main(lambda: result, what="the end of training")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -42,6 +43,7 @@ from metaxfer.registry import Registry
 
 if TYPE_CHECKING:
     from metaxfer.engine.config import ExperimentConfig
+    from metaxfer.engine.distributed import Distributed
 
 __all__ = ["Method", "Step", "StepOutput", "METHODS", "register_method", "load_builtin_methods", "RESERVED_SECTIONS"]
 
@@ -59,10 +61,15 @@ class StepOutput:
             Reptile outer update); then only ``metrics["loss"]``, if present, is checked for NaN.
         metrics: Plain floats to log, e.g. ``{"loss": 0.31, "acc": 0.9}``; the engine prefixes them with the step's
             name (``train/loss``).
+        share: With several processes (:mod:`metaxfer.engine.distributed`): this process's share of the global
+            batch when the step computed the loss of its slice (``Distributed.shard(n).share``); the engine sums
+            ``share × gradient`` (and ``share × metric``) over the processes. ``None``: an equal share each (the
+            plain mean over processes). Ignored in a single process.
     """
 
     loss: torch.Tensor | None
     metrics: dict[str, float] = field(default_factory=dict)
+    share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,9 +129,23 @@ class Method:
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
+    @property
+    def dist(self) -> Distributed:
+        """The job this process belongs to (one process unless launched by ``torchrun``): a step shards its global
+        batch with ``self.dist.shard(n)`` and returns the shard's ``share`` in its :class:`StepOutput`."""
+        from metaxfer.engine.distributed import current  # engine.config imports this module: import late
+
+        return current(self.device)
+
     def steps(self) -> list[Step]:
         """The step functions of one iteration, in the order they run."""
         raise NotImplementedError(f"{type(self).__name__} must implement steps()")
+
+    def finish(self, run_dir: Path) -> None:
+        """Called once on rank 0 after training ended normally (not when interrupted), after the last checkpoint,
+        ``checkpoints/best.json`` and ``summary.json`` are written: write extra result files into ``run_dir``
+        (atomically, e.g. with :func:`metaxfer.engine.files.atomic_write_json`). The default does nothing."""
+        return None
 
     def evaluate(self) -> dict[str, float]:
         """Evaluation metrics (the engine prefixes them with ``eval/``). Modules are in eval mode during the call."""

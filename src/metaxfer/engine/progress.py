@@ -45,16 +45,19 @@ class Progress:
         initial: Iterations already done (when resuming).
         name: Shown before the bar or in each line.
         bar: Force the bar on or off; ``None``: on when stderr is a terminal.
+        quiet: Report nothing at all (the processes other than rank 0 of a distributed job).
     """
 
-    def __init__(self, *, total: int, initial: int = 0, name: str = "train", bar: bool | None = None) -> None:
+    def __init__(self, *, total: int, initial: int = 0, name: str = "train", bar: bool | None = None,
+                 quiet: bool = False) -> None:
         self.total = total
         self.name = name
+        self.quiet = quiet
         self._last_step = initial
         self._t0 = time.perf_counter()
         self._t_last = self._t0
         self._step_last_line = initial
-        use_bar = sys.stderr.isatty() if bar is None else bar
+        use_bar = not quiet and (sys.stderr.isatty() if bar is None else bar)
         self._bar = None
         if use_bar:
             from tqdm.auto import tqdm
@@ -68,7 +71,7 @@ class Progress:
             self._bar.update(step - self._last_step)
             if row:
                 self._bar.set_postfix_str(format_metrics(row, limit=5), refresh=False)
-        elif row:
+        elif row and not self.quiet:
             now = time.perf_counter()
             rate = (step - self._step_last_line) / max(now - self._t_last, 1e-9)
             self._t_last, self._step_last_line = now, step
@@ -86,7 +89,7 @@ class Progress:
         """A line that does not break the bar."""
         if self._bar is not None:
             self._bar.write(text, file=sys.stderr)
-        else:
+        elif not self.quiet:
             log.info("%s", text)
 
     def close(self) -> None:

@@ -53,6 +53,7 @@ from metaxfer.meta.evaluation import EvaluationResult, confidence_interval, eval
 from metaxfer.meta.maml import FOMAML, MAML, GradientMetaLearner, MetaSGD
 from metaxfer.meta.matching import MatchingNetwork
 from metaxfer.meta.metalstm import MetaLSTM
+from metaxfer.meta.metagan import MetaGAN
 from metaxfer.meta.protonet import ProtoNet, squared_distances
 from metaxfer.meta.reptile import Reptile
 from metaxfer.models import create_backbone
@@ -73,6 +74,7 @@ __all__ = [
     "ProtoNet",
     "MatchingNetwork",
     "MetaLSTM",
+    "MetaGAN",
     "Scratch",
     "Baseline",
     "BaselinePlusPlus",

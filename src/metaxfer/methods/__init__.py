@@ -9,3 +9,4 @@ from metaxfer.methods import classifier  # noqa: F401
 from metaxfer.methods import meta  # noqa: F401
 from metaxfer.methods import gan  # noqa: F401
 from metaxfer.methods import translation  # noqa: F401
+from metaxfer.methods import meta_gan  # noqa: F401

@@ -167,13 +167,14 @@ class Classifier(Method):
         return [Step("train", self.train_step, optimizer="net")]
 
     def train_step(self, iteration: int) -> StepOutput:
-        """One cross-entropy step on the next batch."""
-        idx = self.sampler.next().to(self.device)
+        """One cross-entropy step on the next batch (with several processes: on this process's slice of it)."""
+        shard = self.dist.shard(self.sampler.batch_size, what="data.batch_size")
+        idx = shard.take(self.sampler.next()).to(self.device)
         logits = self.modules["net"](self.train_x[idx])
         y = self.train_y[idx]
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
-        return StepOutput(loss, {"loss": float(loss.detach()), "acc": float(acc)})
+        return StepOutput(loss, {"loss": float(loss.detach()), "acc": float(acc)}, share=shard.share)
 
     @torch.no_grad()
     def _predict(self) -> tuple[torch.Tensor, float]:

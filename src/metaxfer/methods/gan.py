@@ -11,20 +11,28 @@ checkpointed, so a resumed run ends exactly like an uninterrupted one on the CPU
 With ``<section>.transfer.enabled``, the last evaluation also trains target classifiers on real, translated or
 generated data and tests them on real target test images (:mod:`metaxfer.methods.gan_pipeline`); the accuracies
 and their 95% intervals are ``eval/transfer/<set>/acc`` (``ci_low``, ``ci_high``) in ``metrics.jsonl`` and
-``summary.json``. ``docs/gans.md`` lists the recipes.
+``summary.json``, and the whole results (per-seed accuracies, interval kind, set sizes) are ``transfer.json`` in the
+run folder (written by :meth:`~metaxfer.engine.Method.finish` when the run ends). ``docs/gans.md`` lists the recipes.
+
+With several processes (``torchrun``, :mod:`metaxfer.engine.distributed`) each process takes its slice of the global
+batch of real images (``data.batch_size``); noise and gradient-penalty weights come from a stream of its own
+(``Distributed.rank_stream``), so the shared generators stay equal on every process.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from metaxfer.data.domain import Domain
+from metaxfer.data.transforms import apply_to_domain
 from metaxfer.engine.config import ExperimentConfig, option
+from metaxfer.engine.files import atomic_write_json
 from metaxfer.engine.methods import Method, Step, StepOutput, register_method
 from metaxfer.engine.optim import optimizer_for
 from metaxfer.errors import MetaxferError
@@ -47,10 +55,11 @@ from metaxfer.gan import (
     sample_pairs,
     uint8_to_gan,
 )
-from metaxfer.gan import augment as dagan_augment
+from metaxfer.gan.dagan import augment as dagan_augment
 from metaxfer.gan.objectives import GAN_OBJECTIVES
 from metaxfer.gan.utils import frozen_parameters
 from metaxfer.methods.classifier import EpochSampler, stratified_split
+from metaxfer.methods.crossdomain import parse_transforms
 from metaxfer.methods.gan_pipeline import (
     TrainingSet,
     TransferConfig,
@@ -88,6 +97,31 @@ def _split(domain: Domain, cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.T
     return train, test
 
 
+def _transformed(domain: Domain, specs: list[dict[str, Any]], *, where: str) -> Domain:
+    """``domain`` through the transforms a config lists (itself when none)."""
+    chain = parse_transforms(specs, where=where)
+    if len(chain) == 0:
+        return domain
+    return apply_to_domain(domain, chain, name="+".join([domain.name, *(type(t).__name__ for t in chain.transforms)]))
+
+
+def _without_groups(domain: Domain, exclude: dict[str, list[str]]) -> Domain:
+    """``domain`` without the classes whose group (e.g. alphabet) is listed in ``exclude``."""
+    if not exclude:
+        return domain
+    drop: set[int] = set()
+    for key, values in exclude.items():
+        groups = domain.groups.get(key)
+        if groups is None:
+            raise MetaxferError(f"config key 'dagan.exclude_groups': domain {domain.name!r} has no group {key!r}; its "
+                                f"groups: {', '.join(domain.groups) or 'none'}")
+        unknown = sorted(set(values) - set(groups))
+        if unknown:
+            raise MetaxferError(f"config key 'dagan.exclude_groups.{key}': {', '.join(unknown)} not in {domain.name!r}")
+        drop |= {c for c, g in enumerate(groups) if g in set(values)}
+    return domain.select_classes([c for c in range(domain.num_classes) if c not in drop])
+
+
 def _square_side(domain: Domain, who: str) -> int:
     _, h, w = domain.image_shape
     if h != w or h % 2 or h < 8:
@@ -99,14 +133,33 @@ def _square_side(domain: Domain, who: str) -> int:
 
 
 class _FinalEval:
-    """Counts completed iterations so that evaluate() knows when it is the last one."""
+    """Counts completed iterations so that evaluate() knows when it is the last one, and keeps the transfer results
+    computed then (they go into checkpoints, and ``finish`` writes them as ``transfer.json``)."""
 
     def __init__(self, total: int) -> None:
         self.total, self.done = total, 0
+        self.results: dict[str, dict[str, Any]] | None = None
 
     @property
     def final(self) -> bool:
         return self.done >= self.total
+
+    def record(self, results: dict[str, dict[str, Any]]) -> dict[str, float]:
+        """Keep the transfer results of the final evaluation; return them as ``transfer/...`` metrics."""
+        self.results = results
+        return _transfer_metrics(results)
+
+    def write(self, run_dir: Path, *, method: str) -> None:
+        """``run_dir/transfer.json``: the final transfer results (nothing when transfer was off or the run stopped
+        early, before its final evaluation)."""
+        if self.results is None:
+            return
+        atomic_write_json(Path(run_dir) / "transfer.json", {
+            "method": method, "step": self.done,
+            "model": "the weights of the final step (the EMA generator for gan and dagan)",
+            "ci": "95%: Student t over classifier seeds when seeds >= 2, else Wilson interval over test images",
+            "sets": self.results,
+        })
 
 
 def _transfer_metrics(results: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -210,16 +263,18 @@ class GANMethod(Method):
     def d_step(self, iteration: int) -> StepOutput:
         """The discriminator's loss on a real batch and fakes (kept, with their graph, for the generator step)."""
         mc: GANConfig = self.method_cfg
-        idx = self.sampler.next().to(self.device)
+        shard = self.dist.shard(self.sampler.batch_size, what="data.batch_size")
+        idx = shard.take(self.sampler.next()).to(self.device)
         real = self.train_x[idx]
         cond = self.train_y[idx] if mc.conditional else None
         g, d = self.modules["g"], self.modules["d"]
-        fake, fake_cond = generate(g, len(idx), cond, rng=self.noise, device=self.device)
-        self._fake, self._fake_condition = fake, fake_cond
-        loss, metrics = discriminator_loss(g, d, real, cond, objective=self.objective, fake=fake.detach(),
-                                           fake_condition=fake_cond, gp_weight=self.gp_weight, r1_gamma=mc.r1_gamma,
-                                           rng=self.noise)
-        return StepOutput(loss, metrics)
+        with self.dist.rank_stream(self.noise) as noise:
+            fake, fake_cond = generate(g, len(idx), cond, rng=noise, device=self.device)
+            self._fake, self._fake_condition = fake, fake_cond
+            loss, metrics = discriminator_loss(g, d, real, cond, objective=self.objective, fake=fake.detach(),
+                                               fake_condition=fake_cond, gp_weight=self.gp_weight,
+                                               r1_gamma=mc.r1_gamma, rng=noise)
+        return StepOutput(loss, metrics, share=shard.share)
 
     def g_step(self, iteration: int) -> StepOutput:
         """The generator's loss on the fakes of the last discriminator step, scored by the updated discriminator."""
@@ -227,8 +282,9 @@ class GANMethod(Method):
         with frozen_parameters(d):  # the graph records D's weights as constants: no gradient is computed for them
             loss, metrics = generator_loss(g, d, self._fake_condition, objective=self.objective, fake=self._fake,
                                            rng=self.noise)
+        share = len(self._fake) / self.sampler.batch_size
         self._fake = self._fake_condition = None
-        return StepOutput(loss, metrics)
+        return StepOutput(loss, metrics, share=share)
 
     def ema_step(self, iteration: int) -> StepOutput:
         """Move the generator's moving average (after the generator's optimiser step)."""
@@ -256,7 +312,7 @@ class GANMethod(Method):
                                    seed=self.cfg.seed)
         out = {"fid": scores.fid, "kid": scores.kid}
         if mc.transfer.enabled and self.progress.final:
-            out.update(_transfer_metrics(self.transfer()))
+            out.update(self.progress.record(self.transfer()))
         return out
 
     def transfer(self) -> dict[str, dict[str, Any]]:
@@ -284,12 +340,18 @@ class GANMethod(Method):
         return {"data": self.data_generator, "noise": self.noise}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict(), "ema_updates": self.ema.num_updates, "done": self.progress.done}
+        return {"sampler": self.sampler.state_dict(), "ema_updates": self.ema.num_updates, "done": self.progress.done,
+                "transfer": self.progress.results}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
         self.ema.num_updates = int(state["ema_updates"])
         self.progress.done = int(state["done"])
+        self.progress.results = state.get("transfer")
+
+    def finish(self, run_dir: Path) -> None:
+        """Write ``transfer.json`` (when ``gan.transfer.enabled``)."""
+        self.progress.write(run_dir, method="gan")
 
 
 # ================================================================================================== cyclegan
@@ -373,6 +435,7 @@ class CycleGANMethod(Method):
         self.progress = _FinalEval(cfg.train.steps)
         self._batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self._fakes: Any = None
+        self._share = 1.0
         log.info("cyclegan %s (%d train) <-> %s (%d train)", self.a.describe(), len(self.a_train), self.b.describe(),
                  len(self.b_train))
 
@@ -386,7 +449,11 @@ class CycleGANMethod(Method):
     def g_step(self, iteration: int) -> StepOutput:
         """Both translators' loss (discriminators frozen); the fakes are kept for the discriminator step."""
         mc: CycleGANConfig = self.method_cfg
-        ia, ib = self.sampler_a.next().to(self.device), self.sampler_b.next().to(self.device)
+        shard_a = self.dist.shard(self.sampler_a.batch_size, what="data.batch_size (source A)")
+        shard_b = self.dist.shard(self.sampler_b.batch_size, what="data.batch_size (target B)")
+        ia = shard_a.take(self.sampler_a.next()).to(self.device)
+        ib = shard_b.take(self.sampler_b.next()).to(self.device)
+        self._share = 0.5 * (shard_a.share + shard_b.share)
         real_a, real_b = self.xa[ia], self.xb[ib]
         self._batch = (real_a, real_b)
         with frozen_parameters(self.model.d_a, self.model.d_b):
@@ -394,7 +461,7 @@ class CycleGANMethod(Method):
                 self.model, real_a, real_b, objective=self.objective, cycle_weight=mc.cycle_weight,
                 identity_weight=mc.identity_weight, task_classifier=self.task_classifier, task_weight=mc.task_weight,
                 labels_a=self.ya[ia] if self.task_classifier is not None else None)
-        return StepOutput(loss, metrics)
+        return StepOutput(loss, metrics, share=self._share)
 
     def d_step(self, iteration: int) -> StepOutput:
         """Both discriminators' loss on real images and pooled fakes."""
@@ -403,7 +470,7 @@ class CycleGANMethod(Method):
                                                     pools=self.pools)
         self._batch = self._fakes = None
         self.progress.done = iteration + 1
-        return StepOutput(loss, metrics)
+        return StepOutput(loss, metrics, share=self._share)
 
     @torch.no_grad()
     def _translate(self, images: torch.Tensor, direction: str, *, batch_size: int = 256) -> torch.Tensor:
@@ -427,7 +494,7 @@ class CycleGANMethod(Method):
             out["paired_l1"] = float((self._translate(self.a.images, "ab") - real_b).abs().mean())
             out["unchanged_l1"] = float((real_a - real_b).abs().mean())
         if self.method_cfg.transfer.enabled and self.progress.final:
-            out.update(_transfer_metrics(self.transfer()))
+            out.update(self.progress.record(self.transfer()))
         return out
 
     def transfer(self) -> dict[str, dict[str, Any]]:
@@ -462,7 +529,8 @@ class CycleGANMethod(Method):
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler_a": self.sampler_a.state_dict(), "sampler_b": self.sampler_b.state_dict(),
-                "pool_a": self.pools[0].state_dict(), "pool_b": self.pools[1].state_dict(), "done": self.progress.done}
+                "pool_a": self.pools[0].state_dict(), "pool_b": self.pools[1].state_dict(), "done": self.progress.done,
+                "transfer": self.progress.results}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sampler_a.load_state_dict(state["sampler_a"])
@@ -470,6 +538,11 @@ class CycleGANMethod(Method):
         self.pools[0].load_state_dict(state["pool_a"], device=self.device)
         self.pools[1].load_state_dict(state["pool_b"], device=self.device)
         self.progress.done = int(state["done"])
+        self.progress.results = state.get("transfer")
+
+    def finish(self, run_dir: Path) -> None:
+        """Write ``transfer.json`` (when ``cyclegan.transfer.enabled``)."""
+        self.progress.write(run_dir, method="cyclegan")
 
 
 # ================================================================================================== dagan
@@ -481,6 +554,13 @@ class DAGANConfig:
     target: str = option("", help="target domain of new classes; empty: hold out classes of data.domain")
     target_options: dict[str, Any] = option(default_factory=dict, help="build options of the target domain")
     target_styles: list[str] = option(default_factory=list, help="further domains with the target's classes, merged")
+    source_transforms: list[dict[str, Any]] = option(
+        default_factory=list, help="transforms applied to the source, e.g. [{name: OptdigitsStyle}]")
+    target_transforms: list[dict[str, Any]] = option(
+        default_factory=list, help="transforms applied to dagan.target (default: none)")
+    exclude_groups: dict[str, list[str]] = option(
+        default_factory=dict, help="leave out source classes of these groups, e.g. {alphabet: [Cyrl, Grek]}: the "
+                                   "scripts a comparison tests on must not train the augmenter")
     target_classes: int = option(20, ge=2, help="classes held out of data.domain when target is empty")
     min_examples: int = option(2, ge=2, help="drop classes with fewer examples (DAGAN pairs need two)")
     shots: int = option(1, ge=1, help="real target training images per class")
@@ -520,10 +600,13 @@ class DAGANMethod(Method):
             raise MetaxferError(f"config key 'dagan.objective' is {mc.objective!r}; choose one of: {', '.join(_objectives())}")
         base = merge_styles(load_domain(cfg.data.domain, cfg.data.options, role="source (data.domain)"),
                             list(mc.source_styles), cfg.data.options)
+        base = _transformed(base, mc.source_transforms, where="dagan.source_transforms")
+        base = _without_groups(base, mc.exclude_groups)
         if mc.target:
             source = base
             target = merge_styles(load_domain(mc.target, mc.target_options, role="target (dagan.target)"),
                                   list(mc.target_styles), mc.target_options)
+            target = _transformed(target, mc.target_transforms, where="dagan.target_transforms")
         else:
             base = base.select_classes(torch.nonzero(base.class_counts() >= mc.min_examples).flatten().tolist())
             if base.num_classes <= mc.target_classes:
@@ -566,6 +649,7 @@ class DAGANMethod(Method):
         self.progress = _FinalEval(cfg.train.steps)
         self._fake: torch.Tensor | None = None
         self._cond: torch.Tensor | None = None
+        self._share = 1.0
         self._extractor: Any = None
         log.info("dagan: source %s (%d train); target %s, %d shots/class, %d test", source.describe(), len(s_train),
                  target.describe(), mc.shots, len(t_test))
@@ -577,13 +661,17 @@ class DAGANMethod(Method):
     def d_step(self, iteration: int) -> StepOutput:
         """Critic loss on real pairs (anchor, partner of the same class) against (anchor, generated variant)."""
         anchor, partner = sample_pairs(self.s_train_labels, self.cfg.data.batch_size, generator=self.data_generator)
+        shard = self.dist.shard(len(anchor), what="data.batch_size")
+        anchor, partner = shard.take(anchor), shard.take(partner)
         cond, real = self.s_x[anchor.to(self.device)], self.s_x[partner.to(self.device)]
         g, d = self.modules["g"], self.modules["d"]
-        fake, _ = generate(g, len(cond), cond, rng=self.noise, device=self.device)
-        self._fake, self._cond = fake, cond
-        loss, metrics = discriminator_loss(g, d, real, cond, objective=self.objective, fake=fake.detach(),
-                                           gp_weight=self.gp_weight, rng=self.noise)
-        return StepOutput(loss, metrics)
+        with self.dist.rank_stream(self.noise) as noise:
+            fake, _ = generate(g, len(cond), cond, rng=noise, device=self.device)
+            self._fake, self._cond = fake, cond
+            loss, metrics = discriminator_loss(g, d, real, cond, objective=self.objective, fake=fake.detach(),
+                                               gp_weight=self.gp_weight, rng=noise)
+        self._share = shard.share
+        return StepOutput(loss, metrics, share=shard.share)
 
     def g_step(self, iteration: int) -> StepOutput:
         """Generator loss on the last critic step's variants, scored by the updated critic."""
@@ -591,7 +679,7 @@ class DAGANMethod(Method):
         with frozen_parameters(d):
             loss, metrics = generator_loss(g, d, self._cond, objective=self.objective, fake=self._fake, rng=self.noise)
         self._fake = self._cond = None
-        return StepOutput(loss, metrics)
+        return StepOutput(loss, metrics, share=self._share)
 
     def ema_step(self, iteration: int) -> StepOutput:
         """Move the generator's moving average."""
@@ -617,7 +705,7 @@ class DAGANMethod(Method):
         scores = generation_scores(real, fake, extractor=self._extractor, subsets=20, seed=self.cfg.seed)
         out = {"fid": scores.fid, "kid": scores.kid}
         if mc.transfer.enabled and self.progress.final:
-            out.update(_transfer_metrics(self.transfer()))
+            out.update(self.progress.record(self.transfer()))
         return out
 
     def transfer(self) -> dict[str, dict[str, Any]]:
@@ -643,8 +731,13 @@ class DAGANMethod(Method):
         return {"data": self.data_generator, "noise": self.noise}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ema_updates": self.ema.num_updates, "done": self.progress.done}
+        return {"ema_updates": self.ema.num_updates, "done": self.progress.done, "transfer": self.progress.results}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ema.num_updates = int(state["ema_updates"])
         self.progress.done = int(state["done"])
+        self.progress.results = state.get("transfer")
+
+    def finish(self, run_dir: Path) -> None:
+        """Write ``transfer.json`` (when ``dagan.transfer.enabled``)."""
+        self.progress.write(run_dir, method="dagan")

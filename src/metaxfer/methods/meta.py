@@ -14,6 +14,11 @@ its options, the episodes, and the cross-domain data (:mod:`metaxfer.methods.cro
 * ``scratch``: nothing to learn; the step does nothing, so ``train.steps: 1`` is enough (or skip training: ``metaxfer
   evaluate --config RECIPE --algorithm scratch``).
 
+With several processes (``torchrun``, :mod:`metaxfer.engine.distributed`), every process draws the same global
+meta-batch from the shared generator and computes the meta-loss of its contiguous slice of episodes; the engine sums
+``share × meta-gradient`` over the processes, which is the meta-gradient of the whole meta-batch (Reptile's
+surrogate included). Baseline pre-training shards its batch the same way.
+
 Evaluation during training (``eval/acc``, the headline that picks the best checkpoint) is the mean accuracy on fixed
 *source validation* episodes. The final, target evaluation is ``metaxfer evaluate --model RUN``
 (:mod:`metaxfer.methods.meta_eval`).
@@ -233,15 +238,18 @@ class MetaLearning(Method):
         """The meta-loss of ``meta_batch`` training episodes; the engine back-propagates it and steps."""
         assert self.sampler is not None
         episodes = [self.sampler.sample(self.generator) for _ in range(self.method_cfg.meta_batch)]
-        out = self.algorithm.meta_loss(episodes)
-        return StepOutput(out.loss, out.metrics)
+        shard = self.dist.shard(len(episodes), what="meta.meta_batch")
+        out = self.algorithm.meta_loss(shard.take(episodes))
+        return StepOutput(out.loss, out.metrics, share=shard.share)
 
     def pretrain_step(self, iteration: int) -> StepOutput:
         """Baseline(++) pre-training: cross-entropy over every source training class on the next batch."""
         assert self.batches is not None
         idx = self.batches.next()
+        shard = self.dist.shard(len(idx), what="data.batch_size")
+        idx = shard.take(idx)
         out = self.algorithm.supervised_loss(self.source.train.images[idx], self.source.train.labels[idx])
-        return StepOutput(out.loss, out.metrics)
+        return StepOutput(out.loss, out.metrics, share=shard.share)
 
     def scratch_step(self, iteration: int) -> StepOutput:
         """Training from scratch learns each episode at test time: there is nothing to update here."""

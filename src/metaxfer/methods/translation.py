@@ -13,6 +13,14 @@ train the initialisation; the test languages are loaded only to keep the phrase 
 :func:`metaxfer.text.compare.run_comparison`'s and are not touched here (``metaxfer translate`` and
 ``benchmarks/translation_results.py`` use them).
 
+With several processes (``torchrun``, :mod:`metaxfer.engine.distributed`) each process trains on its share of
+``batch_size`` pairs (joint) or ``meta_batch`` tasks (``fomaml`` / ``reptile``), drawn from a stream of its own
+(``Distributed.rank_stream``: the shared sampler state stays equal on every process, so rank 0's checkpoint resumes on
+any number of processes), then the processes average their parameters and optimiser states, weighted by their
+shares. The trainers update their parameters themselves, so this averages after the step instead of all-reducing
+gradients before it: for SGD (Reptile's recipe) that is the same update as one process with the whole batch; for
+Adam it averages the per-process updates (and moments), a close variant.
+
 The engine's ``train.lr`` is the learning rate of the joint optimiser (``init: joint``) or of the outer optimiser
 (``fomaml`` / ``reptile``), and ``train.grad_clip`` (0: off) clips its gradient norm. The engine's learning-rate
 schedules and ``train.amp`` do not apply: the optimisers are the functional ones of :mod:`metaxfer.text.optim`.
@@ -143,9 +151,12 @@ class TranslationMethod(Method):
         outer = OptimizerSpec(kind=tc.outer_optimizer, lr=cfg.train.lr,  # type: ignore[arg-type]
                               clip_norm=cfg.train.grad_clip or None, weight_decay=cfg.train.weight_decay)
         self.trainer: JointTrainer | MetaTrainer
+        shard = (self.dist.shard(tc.batch_size, what="translation.batch_size") if tc.init == "joint"
+                 else self.dist.shard(tc.meta_batch, what="translation.meta_batch"))
+        self._share = shard.share
         if tc.init == "joint":
             adversary = AdversaryConfig(weight=tc.adversary_weight) if tc.adversary else None
-            self.trainer = JointTrainer(model, self.sampler, optimizer=outer, batch_size=tc.batch_size,
+            self.trainer = JointTrainer(model, self.sampler, optimizer=outer, batch_size=shard.size,
                                         label_smoothing=tc.label_smoothing, adversary=adversary)
         else:
             if tc.adversary:
@@ -153,7 +164,7 @@ class TranslationMethod(Method):
             self.trainer = MetaTrainer(model, self.sampler, config=MetaConfig(
                 algorithm=tc.init, inner_steps=tc.inner_steps,  # type: ignore[arg-type]
                 inner=OptimizerSpec(kind="adam", lr=tc.inner_lr, betas=(0.0, 0.98)), outer=outer,
-                support_size=tc.support_size, query_size=tc.query_size, meta_batch=tc.meta_batch,
+                support_size=tc.support_size, query_size=tc.query_size, meta_batch=shard.size,
                 label_smoothing=tc.label_smoothing))
         self.modules = {"model": model}
         self.optimizers = {}
@@ -164,10 +175,19 @@ class TranslationMethod(Method):
         return [Step("train", self.train_step)]
 
     def train_step(self, iteration: int) -> StepOutput:
-        """One trainer step; the new parameters are copied into the ``model`` module (what checkpoints hold)."""
-        metrics = self.trainer.step()
+        """One trainer step; the new parameters are copied into the ``model`` module (what checkpoints hold).
+
+        With several processes: each steps on its own slice, then the parameters and optimiser states are averaged.
+        """
+        with self.dist.rank_stream(self.sampler.generator):
+            metrics = self.trainer.step()
+        if self.dist.enabled:
+            state = self.trainer.state_dict()
+            floats = [state[k] for k in sorted(state) if k.startswith(("params.", "opt.", "adversary."))]
+            self.dist.average_(floats, self._share, what="the average of the translation model over the processes")
+            self.trainer.load_state_dict(state)
         self._sync_module()
-        return StepOutput(None, {k: float(v) for k, v in metrics.items()})
+        return StepOutput(None, {k: float(v) for k, v in metrics.items()}, share=self._share)
 
     def _sync_module(self) -> None:
         with torch.no_grad():
