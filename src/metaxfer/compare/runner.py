@@ -373,9 +373,7 @@ def _run_jobs(recipe: Recipe, paths: list[PathSpec], *, size: str, out: Path, de
     waiting = list(paths)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        running: dict[Future[Any], tuple[str, str]] = {
-            pool.submit(_training_job, recipe, name, size, out, device): ("training", name) for name in needed
-        }
+        running: dict[Future[Any], tuple[str, str]] = {}
 
         def submit_ready() -> None:
             for spec in [p for p in waiting if set(recipe.trainings_used([p])) <= done]:
@@ -383,7 +381,9 @@ def _run_jobs(recipe: Recipe, paths: list[PathSpec], *, size: str, out: Path, de
                 job = pool.submit(_score_job, recipe, spec, size, out, device, target.fingerprint)
                 running[job] = ("path", spec.name)
 
-        submit_ready()
+        submit_ready()  # paths that need no training first: they overlap with the trainings
+        for name in needed:
+            running[pool.submit(_training_job, recipe, name, size, out, device)] = ("training", name)
         try:
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
