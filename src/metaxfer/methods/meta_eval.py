@@ -151,17 +151,7 @@ def load_model(
     run = Run.open(run_dir)
     cfg = load_config(run.config_path, [f"device={device}"] if isinstance(device, str) else [])
     _check_meta(cfg, str(run_dir))
-    folder = run.checkpoints
-    best = ckpt_mod.read_best_pointer(folder)
-    if checkpoint == "best" and best is not None:
-        path = folder / best["checkpoint"]
-    elif checkpoint in ("best", "last"):
-        path = ckpt_mod.latest_checkpoint(folder)
-        if path is None:
-            raise ckpt_mod.CheckpointError(f"run {run_dir} has no checkpoint; train it (again) with metaxfer train")
-        best = None
-    else:
-        path, best = Path(checkpoint), None
+    path, best = ckpt_mod.resolve_checkpoint(run.checkpoints, checkpoint)
     ckpt = ckpt_mod.load_checkpoint(path, config=config_to_dict(cfg))
     facts = {k: int(v) for k, v in ckpt.state["method"]["model"].items()}
     seed_everything(cfg.seed)
