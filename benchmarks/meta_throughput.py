@@ -11,7 +11,10 @@ Setting (the issue's): Conv-4 (64 filters, batch norm, ReLU, max-pool), 1×28×2
 Implementations (all from the same initial weights, on the same episodes):
 
 * ``metaxfer``: ``create_algorithm(...).outer_step`` with ``norm="transductive"`` (each forward pass normalised
-  with its own batch statistics, support and query separately: what the peers' ``nn.BatchNorm2d`` does).
+  with its own batch statistics, support and query separately: what the peers' ``nn.BatchNorm2d`` does). On the
+  CPU its Conv-4 computes the first block's convolution and batch norm as one matrix multiply
+  (:func:`metaxfer.models.conv4.conv3x3_batch_norm`, channels-last from there on); first-order MAML, ANIL and
+  ProtoNets run the tasks in worker threads, second-order MAML one task at a time (see ``docs/performance.md``).
 * ``learn2learn``: ``l2l.algorithms.MAML`` (``first_order=True`` for FO), ``clone()``/``adapt()`` per task;
   ANIL wraps only the head, over the body's features.
 * ``higher``: ``higher.innerloop_ctx`` with an SGD inner optimiser (first order: detached inner gradients).
@@ -20,20 +23,28 @@ Implementations (all from the same initial weights, on the same episodes):
 
 Method: the implementations are timed interleaved, in a rotating order (A B C, B C A, C A B, ...), and the best
 of ``--repeats`` steps is kept, so that load from other processes hits all of them alike; the load average is
-printed. Peak memory is the peak resident size (``VmHWM``) of a fresh process that builds one implementation and
-runs one step on 8 tasks (every implementation holds at most one task graph per thread, so the peak does not grow
-with the meta-batch); the processes of a setting run together, after its timing. A warm-up step on 8 tasks checks
+printed, and so are the minor page faults per task of each implementation (``getrusage`` over its timed steps).
+Peak memory is the peak resident size (``VmHWM``) of a fresh process that builds one implementation and
+runs one step on 4 tasks (every implementation holds at most one task graph per thread, so the peak does not grow
+with the meta-batch); the processes of a setting run two at a time, after its timing. A warm-up step on 8 tasks checks
 that every peer computes metaxfer's meta-gradient ("grad diff": largest difference over the largest gradient).
 FLOPs per task are counted once per setting with ``torch.utils.flop_counter.FlopCounterMode`` on metaxfer's step;
 achieved GFLOP/s is set against a 1024×1024 float32 matrix multiply measured in the same run (best of 5).
 ``--bf16`` also times metaxfer under bfloat16 autocast (detail line only, with its gradient difference);
+``--unfused`` also times metaxfer with its first block on the plain path (``conv2d`` then batch norm, default
+layout), to show what the fused block gives (detail line only);
 ``--norm support`` runs metaxfer in its default batch-norm mode instead (the query pass then carries the support
 rows too, so it does more work than the peers).
 
+The allocator setting of :func:`metaxfer.meta.parallel.tune_cpu_allocator` is process-wide, so the benchmark
+applies it at its start in every process it runs (the timing process and the memory processes of every
+implementation): the peers run with it too, and the ratios do not credit it to metaxfer. Run with
+``METAXFER_TUNE_MALLOC=0`` to measure everything with glibc's defaults.
+
 The last lines are one per algorithm and setting, e.g.::
 
-    maml-so 5w1s 1step: metaxfer 11.2 tasks/s, fastest peer learn2learn 10.8 tasks/s, 58 GFLOP/s (18% of peak), \
-ratio: 1.04, memory ratio: 0.95
+    maml-so 5w1s 1step: metaxfer A tasks/s, fastest peer learn2learn B tasks/s, G GFLOP/s (P% of peak), \
+ratio: A/B, memory ratio: M
 
 (one line), where ``ratio`` is metaxfer's tasks/s over the fastest peer's and ``memory ratio`` metaxfer's peak
 memory over that peer's.
@@ -50,6 +61,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +72,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import DEFAULT_ROOT, Step, load_peers, peer_steps  # noqa: E402
 
+from metaxfer.meta.parallel import tune_cpu_allocator  # noqa: E402
+
 ALGORITHMS = ("maml-so", "maml-fo", "anil", "protonet")
 #: Target ratio of metaxfer's throughput over the fastest peer's, per algorithm (the issue's).
 TARGETS = {"maml-so": 1.0, "maml-fo": 1.5, "anil": 1.5, "protonet": 1.5}
@@ -69,7 +83,9 @@ WAYS, QUERIES, META_BATCH, INNER_LR = 5, 15, 32, 0.4
 #: Tasks of the warm-up step that also checks the meta-gradients, of the step whose FLOPs are counted, and of the
 #: step whose peak memory is measured (every implementation holds at most one task graph per thread at a time, so
 #: the peak is reached within the first tasks and does not grow with the meta-batch).
-CHECK_TASKS, FLOP_TASKS, MEMORY_TASKS = 8, 4, 8
+CHECK_TASKS, FLOP_TASKS, MEMORY_TASKS = 8, 4, 4
+#: Memory-measuring processes run at once.
+MEMORY_PROCESSES = 2
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,7 @@ class Result:
 
     setting: Setting
     tasks_per_s: dict[str, float] = field(default_factory=dict)
+    faults_per_task: dict[str, float] = field(default_factory=dict)
     peak_mb: dict[str, float] = field(default_factory=dict)
     grad_error: dict[str, float] = field(default_factory=dict)
     flops_per_task: float = 0.0
@@ -146,6 +163,20 @@ def build(
                 algo16.outer_step(episodes)
 
         out["metaxfer-bf16"] = Step(bf16_step, list(algo16.backbone.parameters()))
+    if "metaxfer-unfused" in names:
+        from metaxfer.models import conv4
+
+        unfused = algorithm()
+
+        def unfused_step(episodes: Sequence[Any]) -> None:
+            before = conv4.FUSED_MAX_CHANNELS
+            conv4.FUSED_MAX_CHANNELS = 0  # no block takes the fused path
+            try:
+                unfused.outer_step(episodes)
+            finally:
+                conv4.FUSED_MAX_CHANNELS = before
+
+        out["metaxfer-unfused"] = Step(unfused_step, list(unfused.backbone.parameters()))
     wanted = [n for n in names if not n.startswith("metaxfer")]
     if wanted:
         needs_frameworks = any(n != "plain" for n in wanted)
@@ -207,18 +238,27 @@ def grad_error(step: Step, reference: Step) -> float:
     return worst / max(scale, 1e-30)
 
 
-def time_interleaved(steps: dict[str, Step], batches: list[list[Any]], repeats: int) -> dict[str, float]:
-    """Best tasks/s of each step over ``repeats`` rounds, the implementations interleaved in a rotating order."""
+def time_interleaved(
+    steps: dict[str, Step], batches: list[list[Any]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Time the steps interleaved in a rotating order.
+
+    Returns:
+        The best tasks/s of each step over ``repeats`` rounds, and its minor page faults per task (all rounds).
+    """
     names = list(steps)
     best = {n: float("inf") for n in names}
+    faults = dict.fromkeys(names, 0)
     for r in range(repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for n in order:
             episodes = batches[r % len(batches)]
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             steps[n](episodes)
             best[n] = min(best[n], time.perf_counter() - start)
-    return {n: META_BATCH / t for n, t in best.items()}
+            faults[n] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return {n: META_BATCH / t for n, t in best.items()}, {n: f / (repeats * META_BATCH) for n, f in faults.items()}
 
 
 def measure_memory(
@@ -226,29 +266,30 @@ def measure_memory(
 ) -> dict[str, float]:
     """Peak resident memory (MB) of fresh processes, one per implementation, that each run one step of ``setting``.
 
-    The processes run at the same time (after the timing, so they disturb nothing): peak memory does not depend on
-    speed, and this keeps ``--quick`` short.
+    The processes run after the timing, :data:`MEMORY_PROCESSES` at a time: most of each one's time is the
+    single-threaded start (imports), and more at once on a 2-core machine would oversubscribe it and leave load
+    behind for the next setting's timing.
     """
-    procs = {}
-    for name in names:
+
+    def one(name: str) -> float:
         cmd = [
             sys.executable, str(Path(__file__).resolve()), "--child", setting.algorithm, str(setting.shots),
             str(setting.steps), name, "--threads", str(threads), "--peers-root", str(peers_root), "--norm", norm,
         ]
-        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out = {}
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise RuntimeError(f"memory run of {name} for {setting.label} failed:\n{stderr[-2000:]}")
-        out[name] = float(json.loads(stdout.strip().splitlines()[-1])["peak_mb"])
-    return out
+            raise RuntimeError(f"memory run of {name} for {setting.label} failed:\n{proc.stderr[-2000:]}")
+        return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"])
+
+    with ThreadPoolExecutor(max_workers=MEMORY_PROCESSES) as pool:
+        return dict(zip(names, pool.map(one, names), strict=True))
 
 
 def child(argv: Sequence[str], threads: int, peers_root: Path, norm: str) -> None:
     """``--child ALGO SHOTS STEPS NAME``: build one implementation, run one step, print the peak RSS as JSON."""
     algo, shots, steps, name = argv[0], int(argv[1]), int(argv[2]), argv[3]
     torch.set_num_threads(threads)
+    tune_cpu_allocator()  # as in the timing process, for every implementation alike
     setting = Setting(algo, shots, steps)
     episodes = meta_batches(shots)[0][:MEMORY_TASKS]
     step = build(setting, [name], peers_root=peers_root, norm=norm)[name]
@@ -272,7 +313,7 @@ def peak_rss_mb() -> float:
 
 # ------------------------------------------------------------------------------------------------- running
 def run_setting(setting: Setting, args: argparse.Namespace) -> Result:
-    names = ["metaxfer"] + (["metaxfer-bf16"] if args.bf16 else []) + [
+    names = ["metaxfer"] + (["metaxfer-bf16"] if args.bf16 else []) + (["metaxfer-unfused"] if args.unfused else []) + [
         n for n in peer_names(setting.algorithm) if n in args.peers
     ]
     batches = meta_batches(setting.shots)
@@ -283,10 +324,10 @@ def run_setting(setting: Setting, args: argparse.Namespace) -> Result:
         if n != "metaxfer":
             result.grad_error[n] = grad_error(step, steps["metaxfer"])
     result.flops_per_task = count_flops(steps["metaxfer"], batches[1][:FLOP_TASKS])
-    result.tasks_per_s = time_interleaved(steps, batches, args.repeats)
+    result.tasks_per_s, result.faults_per_task = time_interleaved(steps, batches, args.repeats)
     del steps
     if not args.no_memory:
-        measured = [n for n in names if n != "metaxfer-bf16"]
+        measured = [n for n in names if not n.startswith("metaxfer-")]
         result.peak_mb = measure_memory(
             setting, measured, threads=args.threads, peers_root=args.peers_root, norm=args.norm
         )
@@ -310,7 +351,8 @@ def detail_line(res: Result) -> str:
     for n, v in res.tasks_per_s.items():
         mem = f", {res.peak_mb[n]:.0f} MB" if n in res.peak_mb else ""
         err = f", grad diff {res.grad_error[n]:.1e}" if n in res.grad_error else ""
-        parts.append(f"{n} {v:.2f} tasks/s{mem}{err}")
+        faults = f", {res.faults_per_task[n]:.0f} faults/task" if n in res.faults_per_task else ""
+        parts.append(f"{n} {v:.2f} tasks/s{mem}{faults}{err}")
     return f"  {res.setting.label}: " + "; ".join(parts) + f"; {res.flops_per_task / 1e9:.2f} GFLOP/task"
 
 
@@ -330,12 +372,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the 5-way 1-shot, 1-step settings")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (pinned, reported; default 2)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed steps per implementation (best kept)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per implementation (best kept; default 1 with --quick, 4 otherwise)")
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--peers", nargs="+", default=["learn2learn", "higher", "plain"],
                         choices=["learn2learn", "higher", "plain"], help="peers to compare with")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--bf16", action="store_true", help="also time metaxfer under bfloat16 autocast")
+    parser.add_argument("--unfused", action="store_true",
+                        help="also time metaxfer with its first block as conv2d + batch norm (the plain path)")
     parser.add_argument("--norm", default="transductive", choices=["transductive", "support"],
                         help="metaxfer's batch-norm mode (transductive = what the peers compute)")
     parser.add_argument("--peers-root", type=Path, default=DEFAULT_ROOT, help="where learn2learn is unpacked")
@@ -345,8 +389,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.child:
         child(args.child, args.threads, args.peers_root, args.norm)
         return
-    args.repeats = args.repeats or (2 if args.quick else 4)
+    args.repeats = args.repeats or (1 if args.quick else 4)
     torch.set_num_threads(args.threads)
+    tuned = tune_cpu_allocator()
     started = time.perf_counter()
     load = os.getloadavg()
     versions = load_peers(args.peers_root).versions if set(args.peers) - {"plain"} else {"torch": torch.__version__}
@@ -358,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     workers = min(args.threads, META_BATCH)
     print(f"metaxfer: batch norm {args.norm!r}; first-order MAML, ANIL and ProtoNets run the tasks in {workers} "
           f"worker thread(s) of 1 torch thread each, second-order MAML one task at a time on {args.threads}")
+    print("allocator (every implementation, this process and the memory processes): "
+          + ("glibc mmap threshold 256 MiB, trim threshold 1 GiB, one arena" if tuned else "defaults")
+          + " (METAXFER_TUNE_MALLOC=0 for defaults)")
     peak_start = matmul_peak()
     print(f"matmul peak (1024x1024 float32, best of 5): {peak_start:.0f} GFLOP/s", flush=True)
     results = []

@@ -65,4 +65,9 @@ def test_pinned_gates_give_plain_sgd_and_meta_gradient_reaches_everything() -> N
     out = algo2.meta_loss(episode)
     out.loss.backward()
     for name, p in algo2.named_parameters():
+        if name.endswith("conv.bias"):
+            # A convolution bias followed by batch norm on batch statistics cancels out of the output, so its
+            # gradient is zero (exactly so on the CPU's fused convolution + batch norm path).
+            assert p.grad is not None and float(p.grad.abs().max()) < 1e-10, name
+            continue
         assert p.grad is not None and float(p.grad.abs().sum()) > 0, name

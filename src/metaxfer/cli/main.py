@@ -10,6 +10,7 @@ import typer
 from metaxfer import __version__
 from metaxfer.cli import data as data_cmd
 from metaxfer.cli import evaluate as evaluate_cmd
+from metaxfer.cli import generate as generate_cmd
 from metaxfer.cli import run as run_cmd
 from metaxfer.cli import train as train_cmd
 from metaxfer.cli import translate as translate_cmd
@@ -27,6 +28,7 @@ train_cmd.register(app)
 evaluate_cmd.register(app)
 run_cmd.register(app)
 translate_cmd.register(app)
+generate_cmd.register(app)
 
 
 def _version(value: bool) -> None:

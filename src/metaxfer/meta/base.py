@@ -37,7 +37,7 @@ from metaxfer.meta.common import (
     stack_tasks,
     task_by_task,
 )
-from metaxfer.meta.parallel import parallel_task_gradients, task_workers
+from metaxfer.meta.parallel import parallel_task_gradients, task_workers, tune_cpu_allocator
 from metaxfer.registry import Registry
 
 __all__ = ["MetaOutput", "MetaAlgorithm", "OptimizerFactory", "ALGORITHMS", "register_algorithm", "algorithm_options"]
@@ -238,7 +238,8 @@ class MetaAlgorithm(nn.Module):
         :func:`~metaxfer.meta.common.task_by_task` prefers it (on the CPU); elsewhere they back-propagate the whole
         meta-batch in one go. On the CPU with more than one torch thread, algorithms with ``parallel_tasks`` run
         the tasks in that many worker threads (:func:`~metaxfer.meta.parallel.parallel_task_gradients`; one task
-        graph alive per worker).
+        graph alive per worker). On the CPU it also applies :func:`~metaxfer.meta.parallel.tune_cpu_allocator`
+        (a process-wide allocator setting; ``METAXFER_TUNE_MALLOC=0`` opts out).
 
         Returns:
             The averaged metrics.
@@ -246,6 +247,8 @@ class MetaAlgorithm(nn.Module):
         self._require_meta_training()
         eps = as_episode_list(episodes)
         device = self.reference.device
+        if device.type == "cpu":
+            tune_cpu_allocator()
         norm_mode = getattr(self.backbone, "norm_mode", None)
         if self.batched and not (self.separable and len(eps) > 1 and task_by_task(device, norm_mode)):
             out = self.meta_loss(eps)

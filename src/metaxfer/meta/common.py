@@ -270,10 +270,9 @@ def inner_loop(
 def task_by_task(device: torch.device, norm_mode: str | None) -> bool:
     """Whether a meta-batch of independent tasks should go through the network one task at a time.
 
-    On the CPU a pass over one task (80–100 images of 28×28) is about three times faster per image than a pass over
-    a whole meta-batch of 32: the large activations of a stacked pass are allocated afresh (page faults) and fall
-    out of the caches (measured in ``docs/performance.md``). On other devices large passes are what keep the
-    device busy. ``"running"`` batch norm takes its statistics over everything a pass sees, so it is never split.
+    On the CPU a pass over one task (80–100 images of 28×28) is faster per image than a pass over a whole
+    meta-batch: the large activations of a stacked pass fall out of the caches (measured in
+    ``docs/performance.md``). On other devices large passes are what keep the device busy. ``"running"`` batch norm takes its statistics over everything a pass sees, so it is never split.
 
     Args:
         device: Where the images are.

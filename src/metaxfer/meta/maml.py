@@ -64,8 +64,8 @@ class GradientMetaLearner(MetaAlgorithm):
         return self.inner_lr
 
     def _tasks_in_parallel(self) -> bool:
-        # First order only: a second-order task graph is large, and one per worker thread raised the peak memory
-        # by about 30 % for about 1.3x the throughput (docs/performance.md); one task at a time keeps it at one graph.
+        # First order only: a second-order task graph is large, and one per worker thread raises the peak memory
+        # above the peers' (docs/performance.md); one task at a time keeps it at one graph.
         return self.first_order
 
     def adapt(self, task: Task, *, steps: int, create_graph: bool) -> InnerLoopResult:

@@ -9,4 +9,5 @@ from metaxfer.methods import classifier  # noqa: F401
 from metaxfer.methods import meta  # noqa: F401
 from metaxfer.methods import gan  # noqa: F401
 from metaxfer.methods import translation  # noqa: F401
+from metaxfer.methods import text2image  # noqa: F401
 from metaxfer.methods import meta_gan  # noqa: F401

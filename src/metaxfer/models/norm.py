@@ -117,6 +117,24 @@ class EpisodicBatchNorm2d(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.num_features}, mode={self.mode!r}, eps={self.eps}"
 
+    def statistics_rows(self, batch: int, plan: NormPlan) -> int:
+        """How many leading rows of each task give that task's statistics (modes ``"support"``/``"transductive"``).
+
+        Args:
+            batch: Rows B of the forward batch.
+            plan: The task grouping.
+
+        Returns:
+            The statistics rows per task (at most ``batch // plan.tasks``).
+
+        Raises:
+            ValueError: ``batch`` is not a multiple of ``plan.tasks``.
+        """
+        if batch % plan.tasks:
+            raise ValueError(f"batch of {batch} rows cannot be split into {plan.tasks} equal tasks")
+        rows = batch // plan.tasks
+        return rows if self.mode == "transductive" or plan.support is None else min(plan.support, rows)
+
     def forward(self, x: torch.Tensor, norm: NormPlan | None = None) -> torch.Tensor:
         """Normalise ``x`` according to the mode and ``norm`` (the task grouping).
 
@@ -132,11 +150,8 @@ class EpisodicBatchNorm2d(nn.Module):
                 x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps
             )
         plan = norm or NormPlan()
-        b = x.shape[0]
-        if b % plan.tasks:
-            raise ValueError(f"batch of {b} rows cannot be split into {plan.tasks} equal tasks")
-        rows = b // plan.tasks
-        stat_rows = rows if self.mode == "transductive" or plan.support is None else min(plan.support, rows)
+        stat_rows = self.statistics_rows(x.shape[0], plan)
+        rows = x.shape[0] // plan.tasks
         if plan.tasks == 1 and stat_rows == rows:
             return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         grouped = x.reshape(plan.tasks, rows, *x.shape[1:])
