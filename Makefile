@@ -28,8 +28,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Speed checks against the peers, measured in the same run (docs/performance.md): episode sampling, meta-learning
+# throughput (--quick: the 5-way 1-shot 1-step settings) and GAN steps/s.
 bench: $(STAMP)
+	VENV=$(VENV) bash scripts/install-bench-peers.sh
 	$(BIN)/python benchmarks/episodes.py
+	$(BIN)/python benchmarks/meta_throughput.py --quick
+	$(BIN)/python benchmarks/gan_throughput.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- gan-results:start -->", "<!-- gan-results:end -->"
+#: The section of docs/results.md this script writes (between ``<!-- gan-results:start -->`` and its end marker).
+SECTION = "gan-results"
 
 #: recipe → (what it compares, overrides of the quick setting)
 RECIPES: dict[str, tuple[str, list[str]]] = {
@@ -81,10 +84,10 @@ def _cell(r: dict[str, float]) -> str:
 
 
 def table(results: list[dict], *, quick: bool, threads: int) -> str:
-    """The markdown section."""
+    """The markdown section, without its markers (a blank line at each end keeps it apart from them)."""
     label = "QUICK runs (--quick: a few dozen GAN steps; the numbers show the pipeline works, not what the recipes reach)" \
         if quick else "full recipe settings"
-    lines = [START, "", f"### GAN transfer recipes ({label})", "",
+    lines = ["", f"### GAN transfer recipes ({label})", "",
              f"Written by `python benchmarks/gan_results.py{' --quick' if quick else ''}` (CPU, {threads} threads, "
              "torch " + _torch_version() + "). Accuracy on the real target test images in %, with a 95% interval: "
              "Student t over classifier seeds where a recipe uses two or more seeds, else the Wilson interval over test "
@@ -94,7 +97,7 @@ def table(results: list[dict], *, quick: bool, threads: int) -> str:
         sets = "; ".join(f"{k}: {_cell(v)}" for k, v in r["transfer"].items()) or "—"
         other = ", ".join(f"{k.removeprefix('eval/')}={v:.3g}" for k, v in r["final"].items() if "/transfer/" not in k)
         lines.append(f"| `{r['recipe']}` | {RECIPES[r['recipe']][0]} | {sets} | {other} | {r['seconds']:.0f} s |")
-    lines += ["", "Commands:", "", "```"] + [r["command"] for r in results] + ["```", "", END]
+    lines += ["", "Commands:", "", "```"] + [r["command"] for r in results] + ["```", ""]
     return "\n".join(lines)
 
 
@@ -102,20 +105,6 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__
-
-
-def write_section(section: str, path: Path) -> None:
-    """Replace the text between the markers (or append markers and text at the end); nothing else changes."""
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + section + "\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -131,7 +120,7 @@ def main() -> None:
     root = root if root.is_absolute() else ROOT / root
     results = [run_recipe(n, quick=args.quick, root=root, threads=args.threads) for n in names]
     section = table(results, quick=args.quick, threads=args.threads)
-    write_section(section, Path(args.results))
+    write_section(SECTION, section, path=Path(args.results), strip=False)
     print(section)
     print(f"\nwritten to {args.results}; commands: {' ; '.join(shlex.quote(r['command']) for r in results)}")
 

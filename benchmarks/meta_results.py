@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {
     "glyphs": "configs/meta-glyphs.yaml",
@@ -63,7 +66,10 @@ QUICK_EPISODES = 100
 QUICK_OVERRIDES = ["meta.meta_batch=2", "train.log_every=5", "meta.val_episodes=20"]
 QUICK_QUERIES = 5
 QUICK_ALGORITHM_OVERRIDES = {"scratch": ["meta.options.steps=20"], "metalstm": ["meta.inner_steps=3"]}
-START, END = "<!-- meta-results:start -->", "<!-- meta-results:end -->"
+#: The section of docs/results.md this script writes (between ``<!-- meta-results:start -->`` and its end marker),
+#: and the heading put above it when the file does not hold it yet.
+SECTION, HEADING = "meta-results", "Meta-learning"
+#: The top of a results file that has no ``# `` title yet.
 HEADER = ("# Results\n\nEvery table here is written by a script in `benchmarks/` from runs it performs; each section "
           "names its command. A script rewrites only its own section, between its `<!-- name:start -->` and "
           "`<!-- name:end -->` markers: edit the text outside them.")
@@ -240,25 +246,6 @@ def render(results: list[dict[str, Any]], shown: dict[str, dict[str, Any]], args
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between the markers in ``path`` (creating the file or the section when missing)."""
-    section = f"{START}\n{body.rstrip()}\n{END}"
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            text = head + section + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip() + f"\n\n## Meta-learning\n\n{section}\n"
-        if not text.startswith("# "):
-            text = f"{HEADER}\n\n{text}"
-    else:
-        text = f"{HEADER}\n\n## Meta-learning\n\n{section}\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 # ------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -282,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.no_write:
             print(body)
         else:
-            write_section(args.results, body)
+            write_section(SECTION, body, path=args.results, heading=HEADING, title=HEADER)
         return
     if args.quick:
         args.steps = args.steps or QUICK_STEPS
@@ -313,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         print(body)
     else:
-        write_section(args.results, body)
+        write_section(SECTION, body, path=args.results, heading=HEADING, title=HEADER)
         print(f"wrote the Meta-learning section of {args.results} ({wall / 60:.1f} min)")
 
 

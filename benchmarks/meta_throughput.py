@@ -32,7 +32,9 @@ FLOPs per task are counted once per setting with ``torch.utils.flop_counter.Flop
 achieved GFLOP/s is set against a 1024×1024 float32 matrix multiply measured in the same run (best of 5).
 ``--bf16`` also times metaxfer under bfloat16 autocast (detail line only, with its gradient difference);
 ``--unfused`` also times metaxfer with its first block on the plain path (``conv2d`` then batch norm, default
-layout), to show what the fused block gives (detail line only);
+layout), to show what the fused block gives (detail line only); ``--serial`` with the tasks one after the other
+instead of in worker threads, ``--stacked`` with the whole meta-batch in one stacked pass instead of task by task
+(detail lines only);
 ``--norm support`` runs metaxfer in its default batch-norm mode instead (the query pass then carries the support
 rows too, so it does more work than the peers).
 
@@ -53,6 +55,8 @@ memory over that peer's.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import platform
@@ -65,6 +69,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 
@@ -163,20 +168,9 @@ def build(
                 algo16.outer_step(episodes)
 
         out["metaxfer-bf16"] = Step(bf16_step, list(algo16.backbone.parameters()))
-    if "metaxfer-unfused" in names:
-        from metaxfer.models import conv4
-
-        unfused = algorithm()
-
-        def unfused_step(episodes: Sequence[Any]) -> None:
-            before = conv4.FUSED_MAX_CHANNELS
-            conv4.FUSED_MAX_CHANNELS = 0  # no block takes the fused path
-            try:
-                unfused.outer_step(episodes)
-            finally:
-                conv4.FUSED_MAX_CHANNELS = before
-
-        out["metaxfer-unfused"] = Step(unfused_step, list(unfused.backbone.parameters()))
+    for variant, patches in VARIANTS.items():
+        if f"metaxfer-{variant}" in names:
+            out[f"metaxfer-{variant}"] = patched_step(algorithm(), patches)
     wanted = [n for n in names if not n.startswith("metaxfer")]
     if wanted:
         needs_frameworks = any(n != "plain" for n in wanted)
@@ -187,6 +181,31 @@ def build(
         )
         out.update(available)
     return out
+
+
+#: metaxfer with one of its CPU measures switched off, for ``--unfused``, ``--serial`` and ``--stacked``:
+#: (module, attribute, replacement) patched while the variant's step runs.
+VARIANTS: dict[str, list[tuple[str, str, Any]]] = {
+    # no block takes the fused convolution + batch norm path
+    "unfused": [("metaxfer.models.conv4", "FUSED_MAX_CHANNELS", 0)],
+    # the tasks of a meta-batch one after the other on all threads, not in worker threads
+    "serial": [("metaxfer.meta.base", "task_workers", lambda device, tasks: 1)],
+    # the whole meta-batch in one stacked pass instead of task by task
+    "stacked": [("metaxfer.meta.base", "task_by_task", lambda device, mode: False),
+                ("metaxfer.meta.common", "task_by_task", lambda device, mode: False)],
+}
+
+
+def patched_step(algo: Any, patches: Sequence[tuple[str, str, Any]]) -> Step:
+    """``algo.outer_step`` with the module attributes of ``patches`` replaced while it runs."""
+
+    def step(episodes: Sequence[Any]) -> None:
+        with contextlib.ExitStack() as stack:
+            for module, attr, value in patches:
+                stack.enter_context(mock.patch.object(importlib.import_module(module), attr, value))
+            algo.outer_step(episodes)
+
+    return Step(step, list(algo.backbone.parameters()))
 
 
 def peer_names(algorithm: str) -> list[str]:
@@ -313,7 +332,8 @@ def peak_rss_mb() -> float:
 
 # ------------------------------------------------------------------------------------------------- running
 def run_setting(setting: Setting, args: argparse.Namespace) -> Result:
-    names = ["metaxfer"] + (["metaxfer-bf16"] if args.bf16 else []) + (["metaxfer-unfused"] if args.unfused else []) + [
+    variants = [f"metaxfer-{v}" for v in VARIANTS if getattr(args, v)]
+    names = ["metaxfer"] + (["metaxfer-bf16"] if args.bf16 else []) + variants + [
         n for n in peer_names(setting.algorithm) if n in args.peers
     ]
     batches = meta_batches(setting.shots)
@@ -380,6 +400,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bf16", action="store_true", help="also time metaxfer under bfloat16 autocast")
     parser.add_argument("--unfused", action="store_true",
                         help="also time metaxfer with its first block as conv2d + batch norm (the plain path)")
+    parser.add_argument("--serial", action="store_true",
+                        help="also time metaxfer with the tasks one at a time instead of in worker threads")
+    parser.add_argument("--stacked", action="store_true",
+                        help="also time metaxfer with the meta-batch in one stacked pass instead of task by task")
     parser.add_argument("--norm", default="transductive", choices=["transductive", "support"],
                         help="metaxfer's batch-norm mode (transductive = what the peers compute)")
     parser.add_argument("--peers-root", type=Path, default=DEFAULT_ROOT, help="where learn2learn is unpacked")

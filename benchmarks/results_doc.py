@@ -18,7 +18,8 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
-def write_section(name: str, body: str, *, path: Path = RESULTS, heading: str | None = None) -> Path:
+def write_section(name: str, body: str, *, path: Path = RESULTS, heading: str | None = None, title: str | None = None,
+                  strip: bool = True) -> Path:
     """Replace section ``name`` of ``path`` with ``body`` (appended at the end, under ``heading``, when absent).
 
     Args:
@@ -26,13 +27,22 @@ def write_section(name: str, body: str, *, path: Path = RESULTS, heading: str | 
         body: Markdown between the markers.
         path: The results file.
         heading: A ``## heading`` line put above a section that is new to the file.
+        title: What a new file starts with (``# Results`` when not given); when given, it is also put at the top of an
+            existing file that does not start with a ``# `` title.
+        strip: Strip blank lines and spaces around ``body``; ``False`` writes it as it is (a leading or trailing
+            newline of ``body`` then leaves a blank line next to its marker).
 
     Returns:
         The file written.
     """
     start, end = markers(name)
-    block = f"{start}\n{body.strip()}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
+    block = f"{start}\n{body.strip() if strip else body}\n{end}"
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        if title is not None and not text.startswith("# "):
+            text = f"{title}\n\n{text}"
+    else:
+        text = f"{title or '# Results'}\n"
     if start in text and end in text:
         head, rest = text.split(start, 1)
         text = head + block + rest.split(end, 1)[1]

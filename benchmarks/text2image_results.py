@@ -33,10 +33,12 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-#: Markers of the two sections (one per size, so that a quick run never overwrites the full one).
-MARKERS = {False: ("<!-- text2image-results:start -->", "<!-- text2image-results:end -->"),
-           True: ("<!-- text2image-results-quick:start -->", "<!-- text2image-results-quick:end -->")}
+#: The two sections of docs/results.md, by ``--quick`` (one per size: a quick run never overwrites the full one).
+SECTIONS = {False: "text2image-results", True: "text2image-results-quick"}
 RECIPES = {"joint": "text2image-emoji", "reptile": "text2image-emoji-reptile"}
 GRID_LANGUAGES = ("en", "de", "fr", "ru", "ar", "fa", "ja", "ko", "zh")
 
@@ -168,8 +170,7 @@ def _pct(value: float | None) -> str:
 
 def tables(results: dict[str, dict[str, Any]], *, quick: bool, threads: int, seconds: float, grids: list[str],
            parallel: bool) -> str:
-    """The markdown section."""
-    START, END = MARKERS[quick]
+    """The markdown section, without its markers (a blank line at each end keeps it apart from them)."""
     joint, reptile = results["joint"]["final"], results["reptile"]["final"]
 
     def get(final: dict[str, float], key: str) -> float | None:
@@ -177,7 +178,7 @@ def tables(results: dict[str, dict[str, Any]], *, quick: bool, threads: int, sec
 
     label = ("QUICK (288 classes: Animals & Nature, Food & Drink; short phases): a pipeline check, not what the "
              "recipes reach" if quick else "full recipes (all 1,852 Twemoji classes)")
-    lines = [START, "", f"## Text → image: unseen descriptions and adaptation to a new style ({label})", "",
+    lines = ["", f"## Text → image: unseen descriptions and adaptation to a new style ({label})", "",
              f"Written by `python benchmarks/text2image_results.py{' --quick' if quick else ''}` ({platform.machine()}, "
              f"{os.cpu_count()} CPU cores, {threads} torch thread(s) per run, "
              f"{'the two runs side by side, ' if parallel else ''}{seconds / 60:.0f} min in all, written "
@@ -243,23 +244,8 @@ def tables(results: dict[str, dict[str, Any]], *, quick: bool, threads: int, sec
               f"{_pct(get(joint, 'adapt/none/others/class_chance'))} %. OpenMoji's class classifier is right on "
               f"{_pct(get(joint, 'adapt/info/target_classifier_aug_acc'))} % of augmented real OpenMoji images.", "",
               "Grids (prompts printed under the images): " + ", ".join(f"`{_shown(g)}`" for g in grids) + ".", "",
-              "Commands:", "", "```"] + [results[k]["command"] for k in ("joint", "reptile")] + ["```", "", END]
+              "Commands:", "", "```"] + [results[k]["command"] for k in ("joint", "reptile")] + ["```", ""]
     return "\n".join(lines)
-
-
-def write_section(section: str, path: Path, *, quick: bool) -> None:
-    """Replace the text between the markers (or append markers and text at the end); nothing else changes."""
-    START, END = MARKERS[quick]
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + section + "\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -289,7 +275,7 @@ def main() -> None:
     section = tables(results, quick=args.quick, threads=args.threads, seconds=seconds, grids=grids,
                      parallel=args.parallel)
     if not args.no_write:
-        write_section(section, Path(args.results), quick=args.quick)
+        write_section(SECTIONS[args.quick], section, path=Path(args.results), strip=False)
     print(section)
 
 

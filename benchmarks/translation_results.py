@@ -34,9 +34,14 @@ import torch
 
 from metaxfer.text.compare import ComparisonConfig, ComparisonResult, run_comparison
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_doc  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results.md"
-START, END = "<!-- translation-results:start -->", "<!-- translation-results:end -->"
+#: The section of docs/results.md this script writes, and its markers.
+SECTION = "translation-results"
+START, END = results_doc.markers(SECTION)
 METHODS = ("scratch", "joint", "fomaml", "reptile")
 KS = (16, 64, 256)
 
@@ -188,20 +193,10 @@ def render(result: ComparisonResult, *, command: str, label: str, note: str = ""
 
 
 def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the text between the translation markers of ``path`` (appending the markers if absent); the file is
-    re-read right before writing so concurrent edits of other sections are kept."""
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{START}\n{text}\n{END}"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        _, tail = rest.split(END, 1)
-        new = head + block + tail
-    else:
-        sep = "" if not current else "\n" if current.endswith("\n") else "\n\n"
-        new = current + sep + block + "\n"
-    tmp = path.with_suffix(".md.tmp-translation")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(path)
+    """Replace the text between the translation markers of ``path`` (appending the markers if absent) with
+    :func:`results_doc.write_section`: the file is re-read right before writing so concurrent edits of other sections
+    are kept."""
+    results_doc.write_section(SECTION, text, path=path, strip=False)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from metaxfer.engine import ConfigError, Trainer, load_config, resume, train
 from metaxfer.methods.meta_gan import MetaGANInit
@@ -34,14 +33,10 @@ def config(metagan: dict[str, Any] | None = None, **data_options: Any) -> Any:
     })
 
 
-def tensors(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / "checkpoints" / f"step-{step:08d}" / "tensors.safetensors"))
-
-
 @pytest.mark.parametrize("metagan", [{}, {"algorithm": "fomaml"}, {"algorithm": "pretrain"},
                                      {"task": "group", "classes_per_task": 2}],
                          ids=["reptile", "fomaml", "pretrain", "random-groups"])
-def test_trains_and_resumes_exactly_after_ctrl_c(tmp_path, monkeypatch, metagan) -> None:
+def test_trains_and_resumes_exactly_after_ctrl_c(tmp_path, monkeypatch, checkpoint_tensors, metagan) -> None:
     ref = train(config(metagan), out=tmp_path / "ref", progress_bar=False)
     assert ref.state == "finished" and ref.step == 6
     assert set(ref.final) == {"eval/fid", "eval/kid", "eval/class_acc", "eval/fid_unadapted",
@@ -63,7 +58,7 @@ def test_trains_and_resumes_exactly_after_ctrl_c(tmp_path, monkeypatch, metagan)
     monkeypatch.setattr(Trainer, "_iteration", original)
     done = resume(tmp_path / "run", progress_bar=False)
     assert done.state == "finished" and done.final == ref.final
-    a, b = tensors(tmp_path / "ref", 6), tensors(tmp_path / "run", 6)
+    a, b = checkpoint_tensors(tmp_path / "ref", 6), checkpoint_tensors(tmp_path / "run", 6)
     assert a.keys() == b.keys()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     assert "generators/tasks" in a and "generators/noise" in a

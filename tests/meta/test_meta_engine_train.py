@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from metaxfer.engine import ConfigError, Run, Trainer, load_config, resume, train
 from metaxfer.meta import ALGORITHMS
@@ -36,10 +35,6 @@ def rows(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def final_tensors(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / "checkpoints" / f"step-{step:08d}" / "tensors.safetensors"))
-
-
 def test_a_meta_run_trains_validates_and_tracks_the_best_checkpoint(tmp_path):
     result = train(config(), out=tmp_path / "run", progress_bar=False)
     assert result.state == "finished" and result.step == 12
@@ -58,7 +53,7 @@ def test_a_meta_run_trains_validates_and_tracks_the_best_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("meta", [{"algorithm": "maml", "inner_lr": 0.4}, {"algorithm": "baseline"}],
                          ids=["maml", "baseline-pretraining"])
-def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, meta):
+def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, checkpoint_tensors, meta):
     ref = train(config(meta), out=tmp_path / "ref", progress_bar=False)
     original = Trainer._iteration
 
@@ -74,26 +69,26 @@ def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, mon
     done = resume(tmp_path / "run", progress_bar=False)
     assert done.state == "finished" and done.final == ref.final
     assert rows(tmp_path / "run") == rows(ref.run_dir)
-    a, b = final_tensors(ref.run_dir, 12), final_tensors(tmp_path / "run", 12)
+    a, b = checkpoint_tensors(ref.run_dir, 12), checkpoint_tensors(tmp_path / "run", 12)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the data order is part of the state: the generator of the episodes (or batches) is in the checkpoint
     assert "generators/episodes" in a
 
 
-def test_baseline_pretrains_a_classifier_over_the_source_training_classes(tmp_path):
+def test_baseline_pretrains_a_classifier_over_the_source_training_classes(tmp_path, checkpoint_tensors):
     result = train(config({"algorithm": "baseline++"}), out=tmp_path / "run", progress_bar=False)
     logged = rows(tmp_path / "run")
     assert {"pretrain/loss", "pretrain/acc"} <= set(logged[0]) and "meta/loss" not in logged[0]
-    weights = final_tensors(result.run_dir, 12)
+    weights = checkpoint_tensors(result.run_dir, 12)
     head = [k for k in weights if k.startswith("modules/algorithm/backbone.head") and k.endswith("weight")]
     assert head and weights[head[0]].shape[0] == 18  # one output per source training class
 
 
-def test_scratch_has_nothing_to_train(tmp_path):
+def test_scratch_has_nothing_to_train(tmp_path, checkpoint_tensors):
     result = train(config({"algorithm": "scratch", "options": {"steps": 5}}, keep_last=10), out=tmp_path / "run",
                    progress_bar=False)
     assert result.state == "finished"
-    a, b = final_tensors(result.run_dir, 0), final_tensors(result.run_dir, 12)
+    a, b = checkpoint_tensors(result.run_dir, 0), checkpoint_tensors(result.run_dir, 12)
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("modules/"))
     assert "eval/acc" in result.final
 
