@@ -45,7 +45,7 @@ from metaxfer.crossmodal.pairs import PairSplit, TextImagePairs, default_group, 
 from metaxfer.crossmodal.sampling import generate_from_embeddings
 from metaxfer.crossmodal.training import (NetState, PairBatcher, adapt_gan, contrastive_batch_loss, lerp_buffers,
                                           net_state, reptile_surrogate)
-from metaxfer.engine.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, read_best_pointer
+from metaxfer.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from metaxfer.engine.config import ExperimentConfig, config_to_dict, load_config, option
 from metaxfer.engine.methods import Method, Step, StepOutput, register_method
 from metaxfer.engine.runs import Run
@@ -664,16 +664,7 @@ def load_text2image_model(run_dir: str | Path, *, checkpoint: str = "best",
         raise MetaxferError(f"{run_dir} is a {cfg.method!r} run; metaxfer generate needs a run of "
                             "configs/text2image-*.yaml (method: text2image): train one with "
                             "`metaxfer train configs/text2image-emoji.yaml`")
-    best = read_best_pointer(run.checkpoints)
-    if checkpoint == "best" and best is not None:
-        path = run.checkpoints / best["checkpoint"]
-    elif checkpoint in ("best", "last"):
-        found = latest_checkpoint(run.checkpoints)
-        if found is None:
-            raise CheckpointError(f"run {run_dir} has no checkpoint; train it (again) with metaxfer train")
-        path = found
-    else:
-        path = Path(checkpoint)
+    path, _ = resolve_checkpoint(run.checkpoints, checkpoint)
     ckpt = load_checkpoint(path, config=config_to_dict(cfg))
     model_config = ckpt.state["method"]["model_config"]
     generator = TextConditionalGenerator(**model_config["generator"])

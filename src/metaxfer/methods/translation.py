@@ -35,8 +35,7 @@ from typing import Any
 
 import torch
 
-from metaxfer.engine.checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint,
-                                        read_best_pointer)
+from metaxfer.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from metaxfer.engine.config import ExperimentConfig, config_to_dict, load_config, option
 from metaxfer.engine.methods import Method, Step, StepOutput, register_method
 from metaxfer.engine.runs import Run
@@ -295,16 +294,7 @@ def load_translation_model(run_dir: str | Path, *, checkpoint: str = "best",
     if cfg.method != "translation":
         raise MetaxferError(f"{run_dir} is a {cfg.method!r} run; metaxfer translate needs a run of "
                             f"configs/translation-*.yaml (method: translation)")
-    best = read_best_pointer(run.checkpoints)
-    if checkpoint == "best" and best is not None:
-        path = run.checkpoints / best["checkpoint"]
-    elif checkpoint in ("best", "last"):
-        found = latest_checkpoint(run.checkpoints)
-        if found is None:
-            raise CheckpointError(f"run {run_dir} has no checkpoint; train it (again) with metaxfer train")
-        path = found
-    else:
-        path = Path(checkpoint)
+    path, _ = resolve_checkpoint(run.checkpoints, checkpoint)
     ckpt = load_checkpoint(path, config=config_to_dict(cfg))
     method_state = ckpt.state["method"]
     model = Seq2SeqTransformer.from_config(dict(method_state["model_config"])).to(device)
