@@ -17,6 +17,11 @@ and query are forwarded separately: metaxfer's ``"transductive"`` mode, the MAML
 A *step* is one outer update over a meta-batch: ``step(episodes)`` takes a list of uint8 episodes (converted to
 float / 255 here, as metaxfer does), back-propagates the mean query loss task by task (the frameworks' usual
 way: only one task's graph alive at a time) and takes an Adam step.
+
+Device: :func:`peer_steps` builds every peer's network on the CPU (same initial weights as metaxfer's backbone), then
+moves it to ``device`` before its optimiser exists, so the parameters, their gradients and the Adam state all live
+there; the episodes are expected on that device too (``Episode.to``). The helpers at the end
+(:func:`resolve_device`, :func:`synchronize`, :func:`device_summary`) are shared by both throughput benchmarks.
 """
 
 from __future__ import annotations
@@ -36,19 +41,24 @@ from torch import nn
 
 __all__ = [
     "DEFAULT_ROOT",
+    "DEVICE_CHOICES",
     "L2L_VERSION",
-    "Peers",
     "PeerConv4",
+    "Peers",
     "Step",
+    "device_summary",
     "load_learn2learn_maml",
     "load_peers",
     "peer_steps",
+    "resolve_device",
+    "synchronize",
 ]
 
 L2L_VERSION = "0.2.0"
 #: Where ``scripts/install-bench-peers.sh`` unpacks the learn2learn sdist.
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / ".venv" / "peers"
-
+#: The values of the benchmarks' ``--device`` option.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -312,6 +322,7 @@ def peer_steps(
     lr: float,
     steps: int,
     names: Sequence[str] | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Step]:
     """Build the peers' meta-training steps for one algorithm.
 
@@ -323,19 +334,23 @@ def peer_steps(
         lr: Inner learning rate.
         steps: Inner steps.
         names: Which peers to build (default: all that apply).
+        device: Where the peers' networks (and so their gradients and optimiser state) live; the episodes given to
+            the steps must be there too.
 
     Returns:
         Peer name (``"learn2learn"``, ``"higher"``, ``"plain"``) to step function.
     """
     def net() -> PeerConv4:
+        # Built on the CPU (the same draws from the global generator on every device), given metaxfer's weights,
+        # then moved: every builder creates its optimisers after this, over the parameters on ``device``.
         fresh = PeerConv4(ways=ways)
         if algorithm == "protonet":
             fresh.head = nn.Identity()
             with torch.no_grad():
                 for mine, theirs in zip(fresh.body.parameters(), backbone.parameters(), strict=True):
                     mine.copy_(theirs)
-            return fresh
-        return fresh.copy_from(backbone)
+            return fresh.to(device)
+        return fresh.copy_from(backbone).to(device)
 
     fo = algorithm == "maml-fo"
     if algorithm == "protonet":
@@ -361,3 +376,44 @@ def peer_steps(
     if peers is None and any(n != "plain" for n in wanted):
         raise ValueError("learn2learn and higher are not loaded: run `bash scripts/install-bench-peers.sh`")
     return {n: builders[n]() for n in wanted}
+
+
+# --------------------------------------------------------------------------------------------------- device
+def resolve_device(name: str) -> torch.device:
+    """The device of a benchmark's ``--device`` option.
+
+    Args:
+        name: ``"auto"`` (CUDA when ``torch.cuda.is_available()``, else the CPU), ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        The device.
+
+    Raises:
+        ValueError: ``"cuda"`` is asked for but CUDA is not available, or ``name`` is not one of
+            :data:`DEVICE_CHOICES` (the message says what to use instead).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", built without CUDA")
+            raise ValueError(f"CUDA is not available here ({build}): use --device cpu or auto")
+        return torch.device("cuda")
+    raise ValueError(f"unknown device {name!r}: use one of {', '.join(DEVICE_CHOICES)}")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA kernels run asynchronously); nothing to do on the CPU.
+
+    Called before reading the clock at the start and at the end of every timed region, so that a timing covers the
+    work launched inside it and none launched before it.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_summary(device: torch.device) -> str:
+    """``"<card name>, CUDA <version>"`` for a CUDA device (for a benchmark's header line)."""
+    return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"

@@ -1,7 +1,7 @@
 """Run ``metaxfer run`` comparisons and write their tables into docs/results.md (section ``run-results``).
 
     .venv/bin/python benchmarks/run_results.py                       # every recipe whose data is here, default size
-    .venv/bin/python benchmarks/run_results.py --size full           # the long runs
+    .venv/bin/python benchmarks/run_results.py --size full           # the long runs (one section per recipe)
     .venv/bin/python benchmarks/run_results.py --recipes digits --size quick
 
 Each comparison is an ordinary ``metaxfer run`` into ``runs/results/<recipe>-<size>`` (an existing folder is
@@ -99,11 +99,22 @@ def main() -> None:
                                     say=lambda text: print(f"  {text}", flush=True))
         sections.append(table(comparison, seconds=time.perf_counter() - t0, command=command))
         print(sections[-1], flush=True)
-    header = (f"Written by `.venv/bin/python benchmarks/run_results.py --size {args.size}` on a machine with "
-              f"{os.cpu_count()} CPU(s), torch {torch.__version__}, load average at the end "
-              f"{os.getloadavg()[0]:.1f}. Times include other processes sharing the machine.")
-    if not args.no_write:
+    if args.no_write:
+        return
+    if args.size == "default":
+        header = (f"Written by `.venv/bin/python benchmarks/run_results.py --size {args.size}` on a machine with "
+                  f"{os.cpu_count()} CPU(s), torch {torch.__version__}, load average at the end "
+                  f"{os.getloadavg()[0]:.1f}. Times include other processes sharing the machine.")
         write_section("run-results", "\n\n".join([header, *sections]), heading="The main job: every path compared")
+        return
+    # the long sizes take hours per recipe: each recipe has its own section, so that recipes run in different
+    # sittings do not overwrite one another
+    for name, body in zip(names, sections):
+        header = (f"Written by `.venv/bin/python benchmarks/run_results.py --recipes {name} --size {args.size}` on a "
+                  f"machine with {os.cpu_count()} CPU(s), torch {torch.__version__}, load average at the end "
+                  f"{os.getloadavg()[0]:.1f}. Times include other processes sharing the machine.")
+        write_section(f"run-results-{args.size}-{name}", "\n\n".join([header, body]),
+                      heading=f"The main job, {args.size} size: {name}")
 
 
 if __name__ == "__main__":

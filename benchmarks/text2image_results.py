@@ -17,6 +17,11 @@ the markers are appended at the end of the file when absent, and nothing else ch
 
     python benchmarks/text2image_results.py --quick              # 288 classes, short runs: a pipeline check
     python benchmarks/text2image_results.py --parallel           # the recipes as written, the two runs side by side
+    python benchmarks/text2image_results.py --tones              # unseen combinations (text2image-emoji-tones)
+
+``--tones`` runs ``configs/text2image-emoji-tones.yaml`` instead (hands, body parts and people gesturing in six skin
+tones; each unseen class is an unseen gesture–tone combination) and writes its own section
+(``text2image-tones``, or ``text2image-tones-quick`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -52,10 +57,15 @@ QUICK_COMMON = [
 QUICK = {
     "joint": QUICK_COMMON + ["train.steps=1300", "train.eval_every=1300", "train.checkpoint_every=1300"],
     "reptile": QUICK_COMMON + ["train.steps=925", "train.eval_every=925", "train.checkpoint_every=925"],
+    "tones": ["train.steps=2200", "t2i.encoder_steps=1000", "train.eval_every=2200", "train.checkpoint_every=2200",
+              "t2i.measure.classifier_steps=600", "t2i.measure.encoder_steps=400"],
 }
+#: The compositional recipe (``--tones``) and its sections.
+TONES = {"tones": "text2image-emoji-tones"}
+TONE_SECTIONS = {False: "text2image-tones", True: "text2image-tones-quick"}
 
 
-def build_judges(*, quick: bool, threads: int) -> float:
+def build_judges(*, quick: bool, threads: int, recipe: str = "joint") -> float:
     """Train (or load) the measuring networks of the source and target styles once, before the runs, so that the two
     runs share them instead of training them twice (they are cached; see docs/text2image.md)."""
     import torch
@@ -65,7 +75,8 @@ def build_judges(*, quick: bool, threads: int) -> float:
     from metaxfer.methods.text2image import Text2ImageMethod
 
     t0 = time.perf_counter()
-    cfg = load_config(ROOT / "configs" / f"{RECIPES['joint']}.yaml", (QUICK["joint"] if quick else []) + ["device=cpu"])
+    cfg = load_config(ROOT / "configs" / f"{ {**RECIPES, **TONES}[recipe]}.yaml",
+                      (QUICK[recipe] if quick else []) + ["device=cpu"])
     with cpu_threads(threads):
         method = Text2ImageMethod(cfg, device=torch.device("cpu"))
         method.kit(method.pairs)
@@ -78,7 +89,7 @@ def build_judges(*, quick: bool, threads: int) -> float:
 
 def start_recipe(init: str, *, quick: bool, root: Path, threads: int) -> dict[str, Any]:
     """Start one recipe with the command line (a child process); :func:`finish_recipe` waits for it."""
-    name = RECIPES[init]
+    name = {**RECIPES, **TONES}[init]
     out = root / f"{name}{'-quick' if quick else ''}"
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} exists and is not empty: remove it or pass another --root")
@@ -106,6 +117,7 @@ def finish_recipe(job: dict[str, Any]) -> dict[str, Any]:
     config = yaml.safe_load((out / "config.yaml").read_text())
     return {"init": init, "recipe": name, "run": str(out), "command": shown, "seconds": round(seconds, 1),
             "overrides": overrides, "final": summary["final"], "shots": config["t2i"]["adapt"]["shots"],
+            "adapt": config["t2i"]["adapt"]["enabled"], "classes": summary["final"].get("eval/info/classes"),
             "languages": len(set(k.split("/")[3] for k in summary["final"] if k.startswith("eval/test/lang/")))}
 
 
@@ -150,7 +162,8 @@ def draw_grids(run: dict[str, Any], root: Path, *, quick: bool) -> list[str]:
         grid = captioned_grid(torch.stack(images), captions, columns=len(langs) + 1, scale=3, caption_fonts=fonts,
                               title=f"{title} classes ({run['recipe']}, step {model.step}): real image, then generated "
                                     "from its name in each language")
-        path = root / f"grid-{title}{'-quick' if quick else ''}.png"
+        prefix = f"{run['init']}-" if run["init"] in TONES else ""
+        path = root / f"grid-{prefix}{title}{'-quick' if quick else ''}.png"
         save_image(grid, path)
         written.append(str(path))
     return written
@@ -248,6 +261,57 @@ def tables(results: dict[str, dict[str, Any]], *, quick: bool, threads: int, sec
     return "\n".join(lines)
 
 
+def tones_table(run: dict[str, Any], *, quick: bool, threads: int, seconds: float, grids: list[str]) -> str:
+    """The markdown section of the compositional recipe (``--tones``), without its markers."""
+    final = run["final"]
+
+    def get(key: str) -> float | None:
+        return final.get(f"eval/{key}")
+
+    def ci(key: str) -> str:
+        low, high = get(f"{key}_ci_low"), get(f"{key}_ci_high")
+        return "" if low is None or high is None else f" [{_pct(low)}, {_pct(high)}]"
+
+    n_test = round(1 / get("test/class_chance")) if get("test/class_chance") else 0
+    label = "QUICK (1,000 encoder + 1,200 GAN steps): a pipeline check" if quick else "the recipe as written"
+    lines = ["", f"## Text → image: unseen gesture–tone combinations ({label})", "",
+             f"Written by `python benchmarks/text2image_results.py --tones{' --quick' if quick else ''}` "
+             f"({platform.machine()}, {os.cpu_count()} CPU cores, {threads} torch thread(s), {seconds / 60:.0f} min in "
+             f"all, written {time.strftime('%Y-%m-%d')}; deterministic, only the time depends on the machine's load). "
+             "`configs/text2image-emoji-tones.yaml`: hands, body parts and people gesturing on Twemoji, each in the "
+             "default yellow and five skin tones; within each family of variants one class is an unseen test class "
+             "and one an unseen validation class (protocol: `docs/text2image.md`, \"Unseen combinations\"). "
+             "Numbers in %; intervals are 95 % Student t over classes.", "",
+             f"{n_test} unseen test classes, {int(get('test/n') or 0)} prompts ({run['languages']} training "
+             "languages). *Among test*: the class classifier's top-1 among the test classes (mostly: the right "
+             "gesture); *among all*: top-1 among every class of the style, seen or not (the right gesture *and* "
+             "tone); *sibling*: top-1 among the variants of the prompt's own emoji (the right tone; chance about "
+             "1/6).", "",
+             "| images for the unseen descriptions | among test [95% CI] | chance | among all | chance | sibling "
+             "[95% CI] | chance | R-precision | CAS | FID |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for what, key in (("GAN-INT-CLS (generated)", "test"),
+                      ("retrieval baseline: real image of the seen class with the nearest description", "retrieval")):
+        cas = _pct(get(f"{key}/cas")) if key == "test" else "—"
+        lines.append(
+            f"| {what} | {_pct(get(f'{key}/class_acc'))}{ci(f'{key}/class_acc')} | {_pct(get(f'{key}/class_chance'))} "
+            f"| {_pct(get(f'{key}/class_acc_all'))} | {_pct(1 / run['classes']) if run['classes'] else '—'} | "
+            f"{_pct(get(f'{key}/sibling_acc'))}{ci(f'{key}/sibling_acc')} | {_pct(get(f'{key}/sibling_chance'))} | "
+            f"{_pct(get(f'{key}/r_precision'))} | {cas} | {get(f'{key}/fid') or float('nan'):.1f} |")
+    lines += ["", "| prompts | among the set | chance | among all | sibling | R-precision |", "|---|---|---|---|---|---|"]
+    for key, what in (("seen", "seen classes, first training language"),
+                      ("val", "validation classes (unseen)"),
+                      ("heldout", "seen classes, Indonesian (never trained on)")):
+        lines.append(f"| {what} | {_pct(get(f'{key}/class_acc'))} | {_pct(get(f'{key}/class_chance'))} | "
+                     f"{_pct(get(f'{key}/class_acc_all'))} | {_pct(get(f'{key}/sibling_acc'))} | "
+                     f"{_pct(get(f'{key}/r_precision'))} |")
+    lines += ["", f"Real images, for scale: the class classifier is right on {_pct(get('info/classifier_aug_acc'))} % "
+              "of augmented real images.", "",
+              "Grids (prompts printed under the images): " + ", ".join(f"`{_shown(g)}`" for g in grids) + ".", "",
+              "Command:", "", "```", run["command"], "```", ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="288 classes and short phases (a pipeline check)")
@@ -256,11 +320,25 @@ def main() -> None:
     parser.add_argument("--results", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave docs/results.md alone")
     parser.add_argument("--parallel", action="store_true", help="run the two recipes side by side (one core each)")
+    parser.add_argument("--tones", action="store_true", help="the compositional recipe (unseen gesture-tone pairs)")
     args = parser.parse_args()
     root = Path(args.root)
     root = root if root.is_absolute() else ROOT / root
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if args.tones:
+        build_judges(quick=args.quick, threads=args.threads, recipe="tones")
+        run = finish_recipe(start_recipe("tones", quick=args.quick, root=root, threads=args.threads))
+        grids = draw_grids(run, root, quick=args.quick)
+        seconds = time.perf_counter() - t0
+        (root / f"text2image-tones{'-quick' if args.quick else ''}.json").write_text(
+            json.dumps({"quick": args.quick, "seconds": round(seconds, 1), "run": run, "grids": grids}, indent=2)
+            + "\n")
+        section = tones_table(run, quick=args.quick, threads=args.threads, seconds=seconds, grids=grids)
+        if not args.no_write:
+            write_section(TONE_SECTIONS[args.quick], section, path=Path(args.results), strip=False)
+        print(section)
+        return
     build_judges(quick=args.quick, threads=args.threads)
     if args.parallel:
         jobs = [start_recipe(init, quick=args.quick, root=root, threads=args.threads) for init in RECIPES]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -34,3 +36,43 @@ def checkpoint_tensors() -> Callable[[Path, int], dict[str, torch.Tensor]]:
         return load_file(str(run_dir / "checkpoints" / f"step-{step:08d}" / "tensors.safetensors"))
 
     return load
+
+
+class CtrlC:
+    """A Ctrl-C in the middle of a training run: ``at(iteration)`` patches ``Trainer._iteration`` (through the given
+    ``pytest.MonkeyPatch``) so that iteration ``iteration`` (0-based, as the loop counts) starts with a SIGINT sent to
+    this process, which arrives mid-iteration as a real Ctrl-C would: the run finishes that iteration, writes a
+    checkpoint at step ``iteration + 1`` and stops. With ``raise_keyboard_interrupt=True`` the iteration raises
+    ``KeyboardInterrupt`` instead (a second Ctrl-C: the run stops at once). ``off()`` puts the original back, e.g.
+    before resuming.
+
+    Tests take the ``ctrl_c`` fixture; where no fixture is at hand (a wider-scoped fixture), build one over
+    ``pytest.MonkeyPatch.context()``: ``from conftest import CtrlC``.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from metaxfer.engine.loop import Trainer  # imported here: collecting tests that never train stays light
+
+        self._monkeypatch, self._trainer, self._original = monkeypatch, Trainer, Trainer._iteration
+
+    def at(self, iteration: int, *, raise_keyboard_interrupt: bool = False) -> None:
+        original = self._original
+
+        def iteration_with_ctrl_c(trainer: Any, it: int) -> dict[str, float]:
+            if it == iteration:
+                if raise_keyboard_interrupt:
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)  # arrives mid-iteration, as a real Ctrl-C would
+            return original(trainer, it)
+
+        self._monkeypatch.setattr(self._trainer, "_iteration", iteration_with_ctrl_c)
+
+    def off(self) -> None:
+        self._monkeypatch.setattr(self._trainer, "_iteration", self._original)
+
+
+@pytest.fixture
+def ctrl_c(monkeypatch: pytest.MonkeyPatch) -> CtrlC:
+    """``ctrl_c.at(iteration)``: a Ctrl-C during that iteration of the next runs; ``ctrl_c.off()``: no more (see
+    :class:`CtrlC`)."""
+    return CtrlC(monkeypatch)

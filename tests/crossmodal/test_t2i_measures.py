@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metaxfer.crossmodal.measures import MeasureSettings, build_measure_kit, measure_images, r_precision
+from metaxfer.crossmodal.measures import (
+    MeasureSettings,
+    _sibling_accuracy,
+    build_measure_kit,
+    measure_images,
+    r_precision,
+)
 from metaxfer.crossmodal.pairs import pairs_from_domain, split_classes
 from metaxfer.data.domain import Domain
 from metaxfer.errors import MetaxferError
@@ -51,6 +57,22 @@ def test_candidates_never_include_the_images_own_class_and_ties_are_misses():
     with pytest.raises(MetaxferError, match="lower the candidates"):
         r_precision(torch.eye(50), torch.eye(50), torch.arange(50), pool_emb=pool, pool_class=pool_class,
                     candidates=100, generator=gen)
+
+
+def test_sibling_accuracy_picks_among_the_images_own_group_only():
+    labels = ["a", "a", "a", "b", "b", "c"]  # classes 0-2 in a, 3-4 in b, 5 alone in c
+    logits = torch.tensor([
+        [0.0, 5.0, 1.0, 9.0, 9.0, 9.0],  # truth 1: best of a is 1 (other groups' higher scores do not count)
+        [3.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # truth 2: a's best is 0, a miss
+        [0.0, 0.0, 0.0, 1.0, 2.0, 0.0],  # truth 4: hit
+        [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],  # truth 5: c has one class, not counted
+    ])
+    hits: dict = {}
+    out = _sibling_accuracy(logits, torch.tensor([1, 2, 4, 5]), labels, hits)
+    assert out["sibling_acc"] == pytest.approx(2 / 3) and out["sibling_n"] == 3
+    assert out["sibling_chance"] == pytest.approx((1 / 3 + 1 / 3 + 1 / 2) / 3)
+    assert hits["sibling"] == [1.0, 0.0, 1.0, None]
+    assert _sibling_accuracy(logits[3:], torch.tensor([5]), labels, {}) == {}  # nothing to choose between
 
 
 def _blocks_domain() -> Domain:

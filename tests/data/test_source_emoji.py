@@ -204,6 +204,20 @@ def test_skin_tones_option() -> None:
     wave = toned.class_keys.index("1f44b-1f3fd")  # waving hand: medium skin tone
     assert toned.groups["subcategory"][wave] == "hand-fingers-open"
     assert "skin tone" in toned.class_names[wave]
+    # groups for compositional splits: an emoji and its variants share a base; the tone is its own group
+    family = [k for k, b in zip(toned.class_keys, toned.groups["base"]) if b == "1f44b"]
+    assert family == ["1f44b", "1f44b-1f3fb", "1f44b-1f3fc", "1f44b-1f3fd", "1f44b-1f3fe", "1f44b-1f3ff"]
+    assert [toned.groups["skin_tone"][toned.class_keys.index(k)] for k in family] == [
+        "none", "light", "medium-light", "medium", "medium-dark", "dark"]
+
+
+def test_base_and_skin_tone_groups() -> None:
+    splayed, splayed_light = "\U0001F590\uFE0F", "\U0001F590\U0001F3FB"  # the base carries a variation selector
+    assert es.base_group(splayed) == es.base_group(splayed_light) == "1f590"
+    assert es.skin_tone_group(splayed) == "none" and es.skin_tone_group(splayed_light) == "light"
+    handshake = "\U0001FAF1\U0001F3FB\u200D\U0001FAF2\U0001F3FF"  # two hands, two tones
+    assert es.base_group(handshake) == "1faf1-200d-1faf2"
+    assert es.skin_tone_group(handshake) == "light+dark"
 
 
 def test_bad_options_are_refused() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,11 @@ import pytest
 import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
+from conftest import CtrlC  # tests/ is on sys.path (pytest's default "prepend" import mode)
 from safetensors.torch import load_file, save_file
 
 from metaxfer.data.episodes import Episode
-from metaxfer.engine import Run, Trainer, load_config, resume, train
+from metaxfer.engine import Run, load_config, resume, train
 from metaxfer.engine.distributed import Distributed, DistributedError, current
 from metaxfer.meta import create_algorithm
 
@@ -146,18 +146,9 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     refs = root / "refs"
     meta_ref = train(load_config(meta_config()), out=refs / "meta", progress_bar=False)
     gan_ref = train(load_config(gan_config()), out=refs / "gan", progress_bar=False)
-    original = Trainer._iteration
-
-    def iteration_with_ctrl_c(self: Trainer, it: int) -> dict[str, float]:
-        if it == 1:
-            os.kill(os.getpid(), signal.SIGINT)  # finishes iteration 2, writes its checkpoint, stops
-        return original(self, it)
-
-    Trainer._iteration = iteration_with_ctrl_c  # type: ignore[method-assign]
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # a module-scoped fixture: no `monkeypatch`, so no `ctrl_c`
+        CtrlC(patch).at(1)  # finishes iteration 2, writes its checkpoint, stops
         stopped = train(load_config(meta_config()), out=root / "one-then-two", progress_bar=False)
-    finally:
-        Trainer._iteration = original  # type: ignore[method-assign]
     assert stopped.state == "interrupted" and stopped.step == 2
     (root / "results").mkdir()
     mp.spawn(_worker, args=(_free_port(), str(root), str(stopped.run_dir)), nprocs=WORLD, join=True)
@@ -285,7 +276,7 @@ def test_a_run_trained_by_one_process_resumes_on_two_and_ends_like_one(job):
     assert rows == [1, 2, 3, 4]
 
 
-def test_finish_runs_once_after_a_normal_end_and_not_after_an_interrupt(tmp_path, monkeypatch):
+def test_finish_runs_once_after_a_normal_end_and_not_after_an_interrupt(tmp_path, monkeypatch, ctrl_c):
     from metaxfer.methods.classifier import Classifier
 
     calls: list[tuple[Path, bool, bool]] = []
@@ -297,16 +288,9 @@ def test_finish_runs_once_after_a_normal_end_and_not_after_an_interrupt(tmp_path
     tiny = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
     overrides = ["device=cpu", "train.steps=6", "train.eval_every=3", "train.checkpoint_every=3",
                  "train.tensorboard=false"]
-    original = Trainer._iteration
-
-    def iteration_with_ctrl_c(self: Trainer, it: int) -> dict[str, float]:
-        if it == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, it)
-
-    monkeypatch.setattr(Trainer, "_iteration", iteration_with_ctrl_c)
+    ctrl_c.at(3)
     stopped = train(load_config(tiny, overrides), out=tmp_path / "run", progress_bar=False)
     assert stopped.state == "interrupted" and calls == []
-    monkeypatch.setattr(Trainer, "_iteration", original)
+    ctrl_c.off()
     done = resume(tmp_path / "run", progress_bar=False)
     assert done.state == "finished" and calls == [(tmp_path / "run", True, True)]

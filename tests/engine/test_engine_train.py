@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,6 @@ from metaxfer.engine import (
     RunError,
     Step,
     StepOutput,
-    Trainer,
     list_runs,
     load_config,
     optimizer_for,
@@ -132,21 +129,14 @@ def test_same_seed_gives_the_same_numbers_and_another_seed_does_not(tmp_path):
     assert not torch.equal(ta["modules/net/head.1.weight"], tc["modules/net/head.1.weight"])
 
 
-def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, monkeypatch):
+def test_ctrl_c_writes_a_checkpoint_and_resume_is_exact(tmp_path, ctrl_c):
     ref = train(tiny(), out=tmp_path / "ref", progress_bar=False)
-    original = Trainer._iteration
-
-    def iteration_with_ctrl_c(self, it):
-        if it == 26:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-iteration, as a real Ctrl-C would
-        return original(self, it)
-
-    monkeypatch.setattr(Trainer, "_iteration", iteration_with_ctrl_c)
+    ctrl_c.at(26)
     stopped = train(tiny(), out=tmp_path / "run", progress_bar=False)
     assert stopped.state == "interrupted" and stopped.step == 27
     assert (tmp_path / "run" / "checkpoints" / "step-00000027").is_dir()
     assert Run.open(tmp_path / "run").state() == "resumable"
-    monkeypatch.setattr(Trainer, "_iteration", original)
+    ctrl_c.off()
     done = resume(tmp_path / "run", progress_bar=False)
     assert done.state == "finished" and done.final == ref.final
     assert rows(tmp_path / "run") == rows(ref.run_dir)

@@ -71,30 +71,17 @@ def test_cyclegan_config_errors_are_clear():
         CycleGANMethod(load_config(_cfg(objective="nope")), device=torch.device("cpu"))
 
 
-def test_cyclegan_resume_is_exact_with_image_pools(tmp_path, monkeypatch):
-    import os
-    import signal
-
+def test_cyclegan_resume_is_exact_with_image_pools(tmp_path, ctrl_c):
     from safetensors.torch import load_file
 
     from metaxfer.engine import resume
 
     cfg = _cfg(pool_size=3)
     ref = train(load_config(cfg), out=tmp_path / "ref", progress_bar=False)
-    original = CycleGANMethod.d_step
-    sent = []
-
-    def interrupting(self, iteration):
-        out = original(self, iteration)
-        if iteration == 0 and not sent:
-            sent.append(1)
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(CycleGANMethod, "d_step", interrupting)
+    ctrl_c.at(0)
     part = train(load_config(cfg), out=tmp_path / "part", progress_bar=False)
     assert part.state == "interrupted" and part.step == 1
-    monkeypatch.setattr(CycleGANMethod, "d_step", original)
+    ctrl_c.off()
     done = resume(tmp_path / "part", progress_bar=False)
     assert done.final == ref.final
     last = lambda d: load_file(str(sorted((d / "checkpoints").glob("step-*"))[-1] / "tensors.safetensors"))  # noqa: E731

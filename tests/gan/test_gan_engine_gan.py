@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -30,7 +28,7 @@ def _final_tensors(run_dir):
     return load_file(str(ckpts[-1] / "tensors.safetensors"))
 
 
-def test_gan_trains_resumes_exactly_and_saves_class_grids(tmp_path, monkeypatch):
+def test_gan_trains_resumes_exactly_and_saves_class_grids(tmp_path, ctrl_c):
     ref = train(load_config(_cfg()), out=tmp_path / "ref", progress_bar=False)
     assert ref.state == "finished" and ref.step == 6
     assert set(ref.final) == {"eval/fid", "eval/kid"} and ref.final["eval/fid"] >= 0
@@ -38,20 +36,10 @@ def test_gan_trains_resumes_exactly_and_saves_class_grids(tmp_path, monkeypatch)
     assert {"d/loss", "g/loss", "d/real_score"} <= set(rows[0])
     assert sorted(p.name for p in (tmp_path / "ref" / "samples").iterdir()) == ["step-00000003.png", "step-00000006.png"]
 
-    original = GANMethod.ema_step
-    sent = []
-
-    def interrupting(self, iteration):
-        out = original(self, iteration)
-        if iteration == 1 and not sent:  # Ctrl-C in the middle of the run: checkpoint at step 2, state resumable
-            sent.append(1)
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(GANMethod, "ema_step", interrupting)
+    ctrl_c.at(1)  # Ctrl-C in the middle of the run: checkpoint at step 2, state resumable
     part = train(load_config(_cfg()), out=tmp_path / "part", progress_bar=False)
     assert part.state == "interrupted" and part.step == 2
-    monkeypatch.setattr(GANMethod, "ema_step", original)
+    ctrl_c.off()
     done = resume(tmp_path / "part", progress_bar=False)
     assert done.state == "finished" and done.final == ref.final
     a, b = _final_tensors(tmp_path / "ref"), _final_tensors(tmp_path / "part")

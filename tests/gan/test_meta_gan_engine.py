@@ -5,15 +5,13 @@ mistakes are clear errors."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from metaxfer.engine import ConfigError, Trainer, load_config, resume, train
+from metaxfer.engine import ConfigError, load_config, resume, train
 from metaxfer.methods.meta_gan import MetaGANInit
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs").glob("metagan-*.yaml"))
@@ -36,7 +34,7 @@ def config(metagan: dict[str, Any] | None = None, **data_options: Any) -> Any:
 @pytest.mark.parametrize("metagan", [{}, {"algorithm": "fomaml"}, {"algorithm": "pretrain"},
                                      {"task": "group", "classes_per_task": 2}],
                          ids=["reptile", "fomaml", "pretrain", "random-groups"])
-def test_trains_and_resumes_exactly_after_ctrl_c(tmp_path, monkeypatch, checkpoint_tensors, metagan) -> None:
+def test_trains_and_resumes_exactly_after_ctrl_c(tmp_path, ctrl_c, checkpoint_tensors, metagan) -> None:
     ref = train(config(metagan), out=tmp_path / "ref", progress_bar=False)
     assert ref.state == "finished" and ref.step == 6
     assert set(ref.final) == {"eval/fid", "eval/kid", "eval/class_acc", "eval/fid_unadapted",
@@ -45,17 +43,10 @@ def test_trains_and_resumes_exactly_after_ctrl_c(tmp_path, monkeypatch, checkpoi
     expected = {"d/loss", "g/loss"} if metagan.get("algorithm") == "pretrain" else {"meta/d_loss", "meta/g_loss_end"}
     assert expected <= set(rows[0])
 
-    original = Trainer._iteration
-
-    def iteration_with_ctrl_c(self, it):
-        if it == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, it)
-
-    monkeypatch.setattr(Trainer, "_iteration", iteration_with_ctrl_c)
+    ctrl_c.at(3)
     stopped = train(config(metagan), out=tmp_path / "run", progress_bar=False)
     assert stopped.state == "interrupted" and stopped.step == 4
-    monkeypatch.setattr(Trainer, "_iteration", original)
+    ctrl_c.off()
     done = resume(tmp_path / "run", progress_bar=False)
     assert done.state == "finished" and done.final == ref.final
     a, b = checkpoint_tensors(tmp_path / "ref", 6), checkpoint_tensors(tmp_path / "run", 6)

@@ -5,14 +5,12 @@ and target evaluation through the ``meta`` engine method."""
 from __future__ import annotations
 
 import math
-import os
-import signal
 
 import pytest
 import torch
 
 from metaxfer.data import EpisodeSampler, create_domain
-from metaxfer.engine import Trainer, load_config, resume, train
+from metaxfer.engine import load_config, resume, train
 from metaxfer.errors import EpisodeError
 from metaxfer.meta import ALGORITHMS, MetaGAN, ProtoNet, create_algorithm
 from metaxfer.meta.metagan import fake_log_prob, metagan_d_loss, metagan_g_loss, real_log_prob, with_fake_class
@@ -130,21 +128,14 @@ def _meta_config(overrides: list[str] = ()) -> object:
     return load_config(raw, list(overrides))
 
 
-def test_metagan_through_the_meta_engine_method_resumes_exactly_and_evaluates(tmp_path, monkeypatch) -> None:
+def test_metagan_through_the_meta_engine_method_resumes_exactly_and_evaluates(tmp_path, ctrl_c) -> None:
     assert "metagan" in ALGORITHMS
     ref = train(_meta_config(), out=tmp_path / "ref", progress_bar=False)
     assert ref.state == "finished" and 0.0 <= ref.final["eval/acc"] <= 1.0
-    original = Trainer._iteration
-
-    def iteration_with_ctrl_c(self, it):
-        if it == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, it)
-
-    monkeypatch.setattr(Trainer, "_iteration", iteration_with_ctrl_c)
+    ctrl_c.at(3)
     stopped = train(_meta_config(), out=tmp_path / "run", progress_bar=False)
     assert stopped.state == "interrupted" and stopped.step == 4
-    monkeypatch.setattr(Trainer, "_iteration", original)
+    ctrl_c.off()
     done = resume(tmp_path / "run", progress_bar=False)
     assert done.final == ref.final
     from safetensors.torch import load_file

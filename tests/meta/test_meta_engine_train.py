@@ -4,15 +4,13 @@ and Baseline pre-training), scratch trains nothing, and config mistakes are clea
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from metaxfer.engine import ConfigError, Run, Trainer, load_config, resume, train
+from metaxfer.engine import ConfigError, Run, load_config, resume, train
 from metaxfer.meta import ALGORITHMS
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs").glob("meta-*.yaml"))
@@ -53,19 +51,12 @@ def test_a_meta_run_trains_validates_and_tracks_the_best_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("meta", [{"algorithm": "maml", "inner_lr": 0.4}, {"algorithm": "baseline"}],
                          ids=["maml", "baseline-pretraining"])
-def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, monkeypatch, checkpoint_tensors, meta):
+def test_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, ctrl_c, checkpoint_tensors, meta):
     ref = train(config(meta), out=tmp_path / "ref", progress_bar=False)
-    original = Trainer._iteration
-
-    def iteration_with_ctrl_c(self, it):
-        if it == 5:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, it)
-
-    monkeypatch.setattr(Trainer, "_iteration", iteration_with_ctrl_c)
+    ctrl_c.at(5)
     stopped = train(config(meta), out=tmp_path / "run", progress_bar=False)
     assert stopped.state == "interrupted" and stopped.step == 6
-    monkeypatch.setattr(Trainer, "_iteration", original)
+    ctrl_c.off()
     done = resume(tmp_path / "run", progress_bar=False)
     assert done.state == "finished" and done.final == ref.final
     assert rows(tmp_path / "run") == rows(ref.run_dir)

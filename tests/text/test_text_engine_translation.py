@@ -12,7 +12,7 @@ import torch
 from metaxfer.engine import load_checkpoint, load_config, resume, train
 from metaxfer.engine.config import ConfigError
 from metaxfer.errors import MetaxferError
-from metaxfer.methods.translation import TranslationMethod, load_translation_model, load_translation_split
+from metaxfer.methods.translation import load_translation_model, load_translation_split
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -60,7 +60,7 @@ def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("recipe", ["joint", "reptile"])
-def test_training_logs_chrf_and_resumes_exactly(recipe, tmp_path, monkeypatch):
+def test_training_logs_chrf_and_resumes_exactly(recipe, tmp_path, ctrl_c):
     cfg = _cfg(recipe, "train.steps=4", *(["translation.adversary=true"] if recipe == "joint" else []))
     full = train(cfg, out=tmp_path / "full", progress_bar=False)
     rows = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
@@ -74,17 +74,10 @@ def test_training_logs_chrf_and_resumes_exactly(recipe, tmp_path, monkeypatch):
     assert full.best is not None
 
     # Interrupt a second run in the middle of iteration 3 (Ctrl-C), then resume it: same weights and metrics.
-    original = TranslationMethod.train_step
-
-    def interrupting(self, iteration):
-        if iteration == 3:
-            raise KeyboardInterrupt
-        return original(self, iteration)
-
-    monkeypatch.setattr(TranslationMethod, "train_step", interrupting)
+    ctrl_c.at(3, raise_keyboard_interrupt=True)
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         train(cfg, out=tmp_path / "cut", progress_bar=False)
-    monkeypatch.setattr(TranslationMethod, "train_step", original)
+    ctrl_c.off()
     resume(tmp_path / "cut", progress_bar=False)
     a, b = _weights(tmp_path / "full", 4), _weights(tmp_path / "cut", 4)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -470,6 +470,32 @@ def _r_precision_of(kit: MeasureKit, images: torch.Tensor, text_idx: Sequence[in
                        generator=generator, text_group=kit.pool_lang[idx], pool_group=kit.pool_lang)
 
 
+def _sibling_accuracy(logits: torch.Tensor, truth: torch.Tensor, labels: Sequence[str],
+                      hits: dict[str, list[Any]]) -> dict[str, float]:
+    """Class accuracy among the classes of the image's own group (all the style's classes in it, seen or not): e.g.
+    the right skin tone among an emoji's variants when the group is ``base``. Images whose group has one class are
+    left out (``None`` in ``hits["sibling"]``); chance is the mean of 1/group size over the images counted."""
+    members: dict[str, list[int]] = {}
+    for c, g in enumerate(labels):
+        members.setdefault(g, []).append(c)
+    row_hits: list[float | None] = []
+    chances = []
+    for row, t in enumerate(truth.tolist()):
+        family = members[labels[t]]
+        if len(family) < 2:
+            row_hits.append(None)
+            continue
+        pick = family[int(logits[row, family].argmax())]
+        row_hits.append(float(pick == t))
+        chances.append(1.0 / len(family))
+    counted = [h for h in row_hits if h is not None]
+    if not counted:
+        return {}
+    hits["sibling"] = row_hits
+    return {"sibling_acc": sum(counted) / len(counted), "sibling_chance": sum(chances) / len(chances),
+            "sibling_n": len(counted)}
+
+
 def measure_images(
     kit: MeasureKit,
     images: torch.Tensor,
@@ -493,9 +519,11 @@ def measure_images(
 
     Returns:
         Plain data: ``n``, ``class_acc``, ``class_top5``, ``class_acc_all``, ``class_chance``, ``group_acc``,
-        ``group_chance``, ``r_precision``, ``rp_candidates``, ``fid``, ``kid`` (where available), ``lang`` (per
-        language: ``{"class_acc", "r_precision", "n"}``) and the per-image hits ``hits`` (``class``, ``group``,
-        ``rp``: lists of 0.0/1.0) for intervals.
+        ``group_chance``, ``sibling_acc``, ``sibling_chance``, ``sibling_n`` (class accuracy among the classes of
+        the image's own group, e.g. the right skin tone among an emoji's variants: :func:`_sibling_accuracy`),
+        ``r_precision``, ``rp_candidates``, ``fid``, ``kid`` (where available), ``lang`` (per language:
+        ``{"class_acc", "r_precision", "n"}``) and the per-image hits ``hits`` (``class``, ``group``, ``sibling``,
+        ``rp``: lists of 0.0/1.0, ``None`` where an image is not counted) for intervals.
 
     Shape:
         ``images`` (N, C, H, W), ``text_idx`` N entries.
@@ -530,6 +558,8 @@ def measure_images(
         counts = Counter(pairs.groups[kit.group][int(c)] for c in cls.tolist())
         out["group_chance"] = max(counts.values()) / len(cls)
         hits["group"] = group_hits
+    if kit.group:
+        out.update(_sibling_accuracy(logits, truth, pairs.groups[kit.group], hits))
     gen = torch.Generator().manual_seed(seed)
     lang_counts = Counter(pairs.text_lang)
     usable = min(candidates, min(lang_counts[pairs.text_lang[i]] for i in text_idx) - 1)

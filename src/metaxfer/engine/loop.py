@@ -28,6 +28,7 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -285,10 +286,22 @@ class Trainer:
             for k, v in sums.items():
                 metrics[f"{step.name}/{k}"] = v / step.repeat
         self._lr_used = self._learning_rates()
-        for sched in self.schedulers.values():
-            sched.step()
+        self._step_schedulers()
         dist.average_buffers(self.method.modules.values(), self._buffer_share)
         return metrics
+
+    def _step_schedulers(self) -> None:
+        """Advance every learning-rate schedule by one iteration.
+
+        A schedule counts iterations, not its optimiser's steps: an optimiser that sits out a phase (text2image's
+        generator and discriminator while the encoders train) comes in where the schedule is, as the config's
+        ``train.steps`` describes it. PyTorch warns when a scheduler steps before its optimiser ever has; here that
+        is the intended order, so that one warning is silenced (the optimisers that do step always step first).
+        """
+        for sched in self.schedulers.values():
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+                sched.step()
 
     # ------------------------------------------------------------------ logging, evaluation, checkpoints
     def _learning_rates(self) -> dict[str, float]:

@@ -470,6 +470,7 @@ class Text2ImageMethod(Method):
         out.update(_flat("seen", self._measure(kit, split.train, langs[:1], seed=seed)))
         if split.heldout_languages:
             out.update(_flat("heldout", self._measure(kit, split.train, split.heldout_languages, seed=seed)))
+        out["info/classes"] = float(self.pairs.num_classes)
         out["info/classifier_aug_acc"] = kit.info.get("classifier_aug_acc", float("nan"))
         out["info/real_r_precision"] = kit.info.get("real_r_precision", float("nan"))
         if self.method_cfg.adapt.enabled:
@@ -599,17 +600,18 @@ def _flat(prefix: str, result: dict[str, Any]) -> dict[str, float]:
 
 
 def _class_intervals(prefix: str, result: dict[str, Any], pairs: TextImagePairs, idx: list[int]) -> dict[str, float]:
-    """95% intervals of class and group accuracy over classes (a class's prompts in several languages are not
+    """95% intervals of class, group and sibling accuracy over classes (a class's prompts in several languages are not
     independent, so the unit is the class: Student t over per-class means)."""
     out: dict[str, float] = {}
     classes = pairs.text_class[torch.tensor(idx)].tolist()
-    for name in ("class", "group"):
+    for name in ("class", "group", "sibling"):
         hits = result.get("hits", {}).get(name)
         if not hits:
             continue
         per: dict[int, list[float]] = {}
         for c, h in zip(classes, hits):
-            per.setdefault(c, []).append(h)
+            if h is not None:
+                per.setdefault(c, []).append(h)
         ci = mean_ci([sum(v) / len(v) for v in per.values()])
         out[f"{prefix}/{name}_acc_ci_low"], out[f"{prefix}/{name}_acc_ci_high"] = ci.low, ci.high
     return out

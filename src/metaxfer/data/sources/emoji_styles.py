@@ -71,6 +71,8 @@ __all__ = [
     "CLASS_FILE",
     "EmojiClass",
     "emoji_key",
+    "base_group",
+    "skin_tone_group",
     "key_to_text",
     "load_class_keys",
     "emoji_classes",
@@ -134,6 +136,21 @@ def key_to_text(key: str) -> str:
 
 def _has_skin_tone(text: str) -> bool:
     return any(ord(c) in _SKIN_TONES for c in text)
+
+
+_TONE_WORDS = {0x1F3FB: "light", 0x1F3FC: "medium-light", 0x1F3FD: "medium", 0x1F3FE: "medium-dark", 0x1F3FF: "dark"}
+
+
+def base_group(text: str) -> str:
+    """The emoji with its skin tones and variation selectors taken out, as a class key: the same for an emoji and
+    all its skin-tone variants (``"1f44b"`` for 👋 and 👋🏿; ``"1f590"`` for 🖐️ and 🖐🏻)."""
+    return emoji_key("".join(c for c in text if ord(c) not in _SKIN_TONES and ord(c) != 0xFE0F))
+
+
+def skin_tone_group(text: str) -> str:
+    """The skin tones of an emoji in order, joined by ``+`` (``"medium-dark"``, ``"light+dark"``); ``"none"``
+    without (the default yellow)."""
+    return "+".join(_TONE_WORDS[ord(c)] for c in text if ord(c) in _SKIN_TONES) or "none"
 
 
 def load_class_keys(path: Path | None = None) -> list[str]:
@@ -488,7 +505,8 @@ def build_emoji_style(
         skin_tones: Also include skin-tone variants as classes of their own.
 
     Returns:
-        One RGB image per class; labels ``0..N-1``; groups ``category`` and ``subcategory``; ``metadata["names"]``
+        One RGB image per class; labels ``0..N-1``; groups ``category``, ``subcategory``, ``base`` (the emoji
+        without skin tones: :func:`base_group`) and ``skin_tone`` (:func:`skin_tone_group`); ``metadata["names"]``
         maps each of :data:`LANGUAGES` to the class names in that language.
 
     Shape:
@@ -527,7 +545,8 @@ def build_emoji_style(
         labels=torch.arange(len(classes), dtype=torch.int64),
         class_names=[c.names["en"] for c in classes],
         class_keys=[c.key for c in classes],
-        groups={"category": [c.category for c in classes], "subcategory": [c.subcategory for c in classes]},
+        groups={"category": [c.category for c in classes], "subcategory": [c.subcategory for c in classes],
+                "base": [base_group(c.text) for c in classes], "skin_tone": [skin_tone_group(c.text) for c in classes]},
         metadata={
             "source": src,
             "license": license_,
