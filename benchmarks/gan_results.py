@@ -8,6 +8,9 @@ into the run folder. The table goes between ``<!-- gan-results:start -->`` and `
     python benchmarks/gan_results.py --quick       # short runs (minutes), labelled "quick" in the table
     python benchmarks/gan_results.py               # the recipes' own settings
     python benchmarks/gan_results.py --only gan-digits-translation --root runs/gan-results
+
+A run folder that already exists is continued (``metaxfer resume``) when it holds an interrupted run, and reused when
+it holds a finished one, so a long sitting that is stopped loses nothing; the table's time adds up the sittings.
 """
 
 from __future__ import annotations
@@ -53,16 +56,31 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
 
 def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
     """Train one recipe with the CLI and return its summary plus the command and the time it took."""
+    from metaxfer.engine import Run
+
     out = root / f"{name}{'-quick' if quick else ''}"
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"{out} exists and is not empty: remove it or pass another --root")
     overrides = (RECIPES[name][1] if quick else []) + [f"threads={threads}", "device=cpu"]
     cmd = [sys.executable, "-m", "metaxfer", "train", f"configs/{name}.yaml", *overrides, "--out", str(out)]
     shown = " ".join(["metaxfer", "train", f"configs/{name}.yaml", *overrides, "--out", str(out)])
-    print(f"$ {shown}", flush=True)
+    earlier = 0.0  # seconds spent by earlier sittings on this run (a long run may take several)
+    if out.exists() and any(out.iterdir()):
+        state = Run.open(out).state() if (out / "run.json").exists() else "not a run"
+        if state == "finished" and (out / "transfer.json").exists():
+            print(f"{out}: finished earlier, reusing it", flush=True)
+            return json.loads((out / "transfer.json").read_text())
+        if state not in ("resumable", "finished"):
+            raise SystemExit(f"{out} exists and holds a {state} run: remove it or pass another --root")
+        cmd = [sys.executable, "-m", "metaxfer", "resume", str(out)]
+        progress = out / "gan-results-seconds.txt"
+        earlier = float(progress.read_text()) if progress.exists() else 0.0
+    print(f"$ {shown}" if cmd[3] == "train" else f"$ metaxfer resume {out}  # continuing: {shown}", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seconds = time.perf_counter() - t0
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:  # an interrupted sitting still counts its time
+        if out.exists():
+            (out / "gan-results-seconds.txt").write_text(f"{earlier + time.perf_counter() - t0:.1f}\n")
+    seconds = earlier + time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
@@ -80,7 +98,9 @@ def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
 
 
 def _cell(r: dict[str, float]) -> str:
-    return f"{100 * r['acc']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+    # an accuracy lies in [0, 1]: a t interval over two seeds (t = 12.7) can reach past it, so it is cut there
+    low, high = max(r["ci_low"], 0.0), min(r["ci_high"], 1.0)
+    return f"{100 * r['acc']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def table(results: list[dict], *, quick: bool, threads: int) -> str:
@@ -90,14 +110,15 @@ def table(results: list[dict], *, quick: bool, threads: int) -> str:
     lines = ["", f"### GAN transfer recipes ({label})", "",
              f"Written by `python benchmarks/gan_results.py{' --quick' if quick else ''}` (CPU, {threads} threads, "
              "torch " + _torch_version() + "). Accuracy on the real target test images in %, with a 95% interval: "
-             "Student t over classifier seeds where a recipe uses two or more seeds, else the Wilson interval over test "
-             "images. Each run folder holds `transfer.json` and the sample grids (`samples/`).", "",
+             "Student t over classifier seeds where a recipe uses two or more seeds (with two, t = 12.7: wide, and cut "
+             "to [0, 100]), else the Wilson interval over test images. Each run folder holds `transfer.json` and the sample grids (`samples/`).", "",
              "| recipe | what | training sets: accuracy [95% CI] | other | time |", "|---|---|---|---|---|"]
     for r in results:
         sets = "; ".join(f"{k}: {_cell(v)}" for k, v in r["transfer"].items()) or "—"
         other = ", ".join(f"{k.removeprefix('eval/')}={v:.3g}" for k, v in r["final"].items() if "/transfer/" not in k)
         lines.append(f"| `{r['recipe']}` | {RECIPES[r['recipe']][0]} | {sets} | {other} | {r['seconds']:.0f} s |")
-    lines += ["", "Commands:", "", "```"] + [r["command"] for r in results] + ["```", ""]
+    # run folders inside the repository are shown relative to it (the commands are run from its root)
+    lines += ["", "Commands:", "", "```"] + [r["command"].replace(f"{ROOT}/", "") for r in results] + ["```", ""]
     return "\n".join(lines)
 
 
@@ -114,15 +135,22 @@ def main() -> None:
     parser.add_argument("--root", default="runs/gan-results", help="parent folder of the run folders")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--results", default=str(ROOT / "docs" / "results.md"))
+    parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/results.md alone")
     args = parser.parse_args()
     names = args.only or list(RECIPES)
     root = Path(args.root)
     root = root if root.is_absolute() else ROOT / root
-    results = [run_recipe(n, quick=args.quick, root=root, threads=args.threads) for n in names]
+    done = {n: run_recipe(n, quick=args.quick, root=root, threads=args.threads) for n in names}
+    for name in RECIPES:  # recipes finished in earlier sittings under the same root keep their rows
+        earlier = root / f"{name}{'-quick' if args.quick else ''}" / "transfer.json"
+        if name not in done and earlier.exists():
+            done[name] = json.loads(earlier.read_text())
+    results = [done[n] for n in RECIPES if n in done]
     section = table(results, quick=args.quick, threads=args.threads)
-    write_section(SECTION, section, path=Path(args.results), strip=False)
     print(section)
-    print(f"\nwritten to {args.results}; commands: {' ; '.join(shlex.quote(r['command']) for r in results)}")
+    if not args.no_write:
+        write_section(SECTION, section, path=Path(args.results), strip=False)
+        print(f"\nwritten to {args.results}; commands: {' ; '.join(shlex.quote(r['command']) for r in results)}")
 
 
 if __name__ == "__main__":

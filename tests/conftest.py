@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -76,3 +79,24 @@ def ctrl_c(monkeypatch: pytest.MonkeyPatch) -> CtrlC:
     """``ctrl_c.at(iteration)``: a Ctrl-C during that iteration of the next runs; ``ctrl_c.off()``: no more (see
     :class:`CtrlC`)."""
     return CtrlC(monkeypatch)
+
+
+# ------------------------------------------------------------------------------------- benchmark scripts
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def load(monkeypatch: pytest.MonkeyPatch):
+    """``load(name)``: import ``benchmarks/<name>.py`` as a fresh module; ``sys.path`` and ``peers`` are restored."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts put benchmarks/ on sys.path to import peers
+    monkeypatch.delitem(sys.modules, "peers", raising=False)
+
+    def _load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+
+    yield _load
+    sys.modules.pop("peers", None)

@@ -4,32 +4,8 @@ timing helpers on the CPU. Fast: nothing is trained."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture
-def load(monkeypatch: pytest.MonkeyPatch):
-    """``load(name)``: import ``benchmarks/<name>.py`` as a fresh module; ``sys.path`` and ``peers`` are restored."""
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts put benchmarks/ on sys.path to import peers
-    monkeypatch.delitem(sys.modules, "peers", raising=False)
-
-    def _load(name: str) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        return module
-
-    yield _load
-    sys.modules.pop("peers", None)
 
 
 def test_auto_and_cpu_resolve_without_cuda(load, monkeypatch):

@@ -143,9 +143,14 @@ def test_rerunning_the_same_folder_reuses_trainings_and_scores(finished):
     root, comparison, _ = finished
     before = sorted((root / "out" / "timings").glob("*.json"))
     before = {p: p.read_text() for p in before}
+    first_sitting = json.loads((root / "out" / "comparison.json").read_text())["seconds"]
+    assert json.loads((root / "out" / "sittings.json").read_text())["seconds"] == first_sitting > 0
     recipe = load_recipe(str(root / "recipe" / "cmp.yaml"))
     lines: list[str] = []
     again = run_comparison(recipe, out=root / "out", size="quick", say=lines.append, device="cpu", workers=1)
+    total = json.loads((root / "out" / "comparison.json").read_text())["seconds"]
+    assert total > first_sitting  # the time of every sitting, added up
+    assert json.loads((root / "out" / "sittings.json").read_text())["seconds"] == total
     assert {p: p.read_text() for p in sorted((root / "out" / "timings").glob("*.json"))} == before
     assert sum("reusing" in line for line in lines) == 3  # three paths; their trainings are not even opened
     assert not any(line.startswith("training") for line in lines)

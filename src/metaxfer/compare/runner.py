@@ -8,6 +8,7 @@ The run folder::
     <out>/paths/<name>/*.png          support sets with their generated images (augmented paths)
     <out>/comparison.json             everything the report shows (schema: :mod:`metaxfer.report.schema`)
     <out>/timings/<name>.json         seconds spent on each training, over every attempt
+    <out>/sittings.json               wall seconds of every sitting on the comparison, added up (comparison.json's)
     <out>/report.html                 the self-contained report
 
 Running the same command with the same ``--out`` again continues an interrupted comparison: finished trainings are
@@ -449,22 +450,14 @@ def run_comparison(
     atomic_write_json(meta_file, {**marker, "started": now_iso()})
     atomic_write_text(out / "recipe.yaml", _yaml(recipe_summary(recipe)))
     dev = str(resolve_device(device))
+    earlier = _earlier_seconds(out)
     t0 = time.perf_counter()
-    with cpu_threads(recipe.threads):
-        target = _build_target(recipe, size=size, out=out, device=dev)
-        say(f"target: {target.description.get('domain', '?')} {target.setting.label}, {len(target.episodes)} "
-            f"episodes (seed {recipe.target.seed}, fingerprint {target.fingerprint})")
-        results: dict[str, PathResult] = {}
-        for spec in chosen:
-            earlier = _cached(recipe, spec, size=size, fingerprint=target.fingerprint, out=out)
-            if earlier is not None:
-                say(f"path {spec.name}: reusing {out / 'paths' / spec.name / 'result.json'}")
-                results[spec.name] = earlier
-        todo = [spec for spec in chosen if spec.name not in results]
-        count = workers if workers > 0 else default_workers()
-        count = max(1, min(count, len(todo) + len(recipe.trainings_used(todo))))
-        results.update(_run_jobs(recipe, todo, size=size, out=out, device=dev, target=target,
-                                 workers=count, say=say))
+    try:
+        results = _score_paths(recipe, chosen, size=size, out=out, device=dev, workers=workers, say=say)
+    except BaseException:  # an interrupted sitting still counts its time
+        atomic_write_json(out / "sittings.json", {"seconds": earlier + time.perf_counter() - t0})
+        raise
+    target, results = results
     timings = _training_seconds(out)
     ordered = []
     for spec in chosen:
@@ -474,13 +467,49 @@ def run_comparison(
         ordered.append(r)
     setting = target.setting
     results_list = ordered
+    total = earlier + time.perf_counter() - t0
+    atomic_write_json(out / "sittings.json", {"seconds": total})
     summary = _summary(recipe, size=size, setting=setting, target=target.description,
                        fingerprint=target.fingerprint, results=results_list, device=dev, command=command,
-                       seconds=time.perf_counter() - t0)
+                       seconds=total)
     summary.save(out)
     say(f"report: {report.write_report(out, comparison=summary)}")
     return Comparison(recipe=recipe, size=size, setting=setting, target=dict(target.description),
                       fingerprint=target.fingerprint, results=results_list, out=out, summary=summary)
+
+
+def _score_paths(recipe: Recipe, chosen: list[PathSpec], *, size: str, out: Path, device: str, workers: int,
+                 say: Callable[[str], None]) -> tuple[_Target, dict[str, PathResult]]:
+    """Build the target episodes, reuse the paths scored before on them, run the trainings and scoring left."""
+    with cpu_threads(recipe.threads):
+        target = _build_target(recipe, size=size, out=out, device=device)
+        say(f"target: {target.description.get('domain', '?')} {target.setting.label}, {len(target.episodes)} "
+            f"episodes (seed {recipe.target.seed}, fingerprint {target.fingerprint})")
+        results: dict[str, PathResult] = {}
+        for spec in chosen:
+            cached = _cached(recipe, spec, size=size, fingerprint=target.fingerprint, out=out)
+            if cached is not None:
+                say(f"path {spec.name}: reusing {out / 'paths' / spec.name / 'result.json'}")
+                results[spec.name] = cached
+        todo = [spec for spec in chosen if spec.name not in results]
+        count = workers if workers > 0 else default_workers()
+        count = max(1, min(count, len(todo) + len(recipe.trainings_used(todo))))
+        results.update(_run_jobs(recipe, todo, size=size, out=out, device=device, target=target,
+                                 workers=count, say=say))
+    return target, results
+
+
+def _earlier_seconds(out: Path) -> float:
+    """Wall seconds that earlier sittings spent on the comparison in ``out`` (``sittings.json``; a comparison that
+    finished before that file was kept counts the time its ``comparison.json`` recorded)."""
+    for name in ("sittings.json", "comparison.json"):
+        path = out / name
+        if path.is_file():
+            try:
+                return float(json.loads(path.read_text(encoding="utf-8")).get("seconds", 0.0))
+            except (OSError, ValueError, AttributeError):
+                return 0.0
+    return 0.0
 
 
 def _yaml(data: Any) -> str:

@@ -211,6 +211,7 @@ def compare_training_sets(
         mean = sum(accs) / len(accs)
         if len(accs) >= 2:
             low, high = mean_interval(accs)
+            low, high = max(low, 0.0), min(high, 1.0)  # an accuracy lies in [0, 1]; few seeds make t wide
             how = "t over seeds"
         else:
             low, high = wilson_interval(mean * len(test_labels), len(test_labels))

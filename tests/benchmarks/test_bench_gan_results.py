@@ -1,0 +1,65 @@
+"""``benchmarks/gan_results.py`` across sittings: a finished run folder is reused, an interrupted one is resumed
+(``metaxfer resume``, its earlier time added), anything else is refused with the way out. Nothing is trained: the
+child process is replaced by a stand-in that writes what a finished run leaves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from metaxfer.engine import Run
+
+TRANSFER = {"recipe": "gan-emoji-style", "quick": True, "command": "metaxfer train ...", "seconds": 12.0,
+            "final": {"eval/cycle_l1": 0.3}, "transfer": {}, "ci": "95%"}
+
+
+def _run_folder(path: Path, state: str) -> Path:
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"state": state}))
+    (path / "config.yaml").write_text("method: cyclegan\n")
+    return path
+
+
+def test_a_finished_run_is_reused_without_training(load, tmp_path, monkeypatch):
+    gan_results = load("gan_results")
+    out = _run_folder(tmp_path / "gan-emoji-style-quick", "finished")
+    (out / "transfer.json").write_text(json.dumps(TRANSFER))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a finished run must not be trained again"))
+    assert gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1) == TRANSFER
+
+
+def test_an_interrupted_run_is_resumed_and_its_time_adds_up(load, tmp_path, monkeypatch):
+    gan_results = load("gan_results")
+    out = _run_folder(tmp_path / "gan-emoji-style-quick", "interrupted")
+    (out / "gan-results-seconds.txt").write_text("100.0\n")
+    monkeypatch.setattr(Run, "state", lambda self: "resumable")
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        (out / "summary.json").write_text(json.dumps({"final": {"eval/transfer/translated/acc": 0.5}}))
+        return subprocess.CompletedProcess(cmd, 0, stdout="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    result = gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
+    assert calls[0][-2:] == ["resume", str(out)]
+    assert result["seconds"] >= 100.0 and result["transfer"] == {"translated": {"acc": 0.5}}
+    assert json.loads((out / "transfer.json").read_text())["seconds"] == result["seconds"]
+
+
+@pytest.mark.parametrize("state", ["failed", "not a run"])
+def test_other_folders_are_refused_with_the_way_out(load, tmp_path, monkeypatch, state):
+    gan_results = load("gan_results")
+    out = tmp_path / "gan-emoji-style-quick"
+    if state == "not a run":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    else:
+        _run_folder(out, state)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not start"))
+    with pytest.raises(SystemExit, match=f"holds a {state} run: remove it or pass another --root"):
+        gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
+    assert (out / "notes.txt").exists() or state == "failed"
