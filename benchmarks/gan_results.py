@@ -73,16 +73,19 @@ def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
         cmd = [sys.executable, "-m", "metaxfer", "resume", str(out)]
         progress = out / "gan-results-seconds.txt"
         earlier = float(progress.read_text()) if progress.exists() else 0.0
-    print(f"$ {shown}" if cmd[3] == "train" else f"$ metaxfer resume {out}  # continuing: {shown}", flush=True)
+        if state == "finished":  # trained, but this script stopped before its transfer.json: nothing to run
+            cmd = []
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    finally:  # an interrupted sitting still counts its time
-        if out.exists():
-            (out / "gan-results-seconds.txt").write_text(f"{earlier + time.perf_counter() - t0:.1f}\n")
+    if cmd:
+        print(f"$ {shown}" if cmd[3] == "train" else f"$ metaxfer resume {out}  # continuing: {shown}", flush=True)
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        finally:  # an interrupted sitting still counts its time
+            if out.exists():
+                (out / "gan-results-seconds.txt").write_text(f"{earlier + time.perf_counter() - t0:.1f}\n")
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
     seconds = earlier + time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
     final = summary["final"]
     transfer: dict[str, dict[str, float]] = {}

@@ -63,3 +63,14 @@ def test_other_folders_are_refused_with_the_way_out(load, tmp_path, monkeypatch,
     with pytest.raises(SystemExit, match=f"holds a {state} run: remove it or pass another --root"):
         gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
     assert (out / "notes.txt").exists() or state == "failed"
+
+
+def test_a_finished_run_without_its_table_file_is_read_not_run_again(load, tmp_path, monkeypatch):
+    gan_results = load("gan_results")
+    out = _run_folder(tmp_path / "gan-emoji-style-quick", "finished")
+    (out / "summary.json").write_text(json.dumps({"final": {"eval/transfer/shots/acc": 0.25}}))
+    monkeypatch.setattr(Run, "state", lambda self: "finished")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a finished run must not be run again"))
+    result = gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
+    assert result["transfer"] == {"shots": {"acc": 0.25}}
+    assert (out / "transfer.json").is_file()
