@@ -62,6 +62,8 @@ QUICK = {
 }
 #: The compositional recipe (``--tones``) and its sections.
 TONES = {"tones": "text2image-emoji-tones"}
+#: Every recipe this script runs, by the name its runs go by.
+ALL_RECIPES = {**RECIPES, **TONES}
 TONE_SECTIONS = {False: "text2image-tones", True: "text2image-tones-quick"}
 
 
@@ -75,7 +77,7 @@ def build_judges(*, quick: bool, threads: int, recipe: str = "joint") -> float:
     from metaxfer.methods.text2image import Text2ImageMethod
 
     t0 = time.perf_counter()
-    cfg = load_config(ROOT / "configs" / f"{ {**RECIPES, **TONES}[recipe]}.yaml",
+    cfg = load_config(ROOT / "configs" / f"{ALL_RECIPES[recipe]}.yaml",
                       (QUICK[recipe] if quick else []) + ["device=cpu"])
     with cpu_threads(threads):
         method = Text2ImageMethod(cfg, device=torch.device("cpu"))
@@ -89,7 +91,7 @@ def build_judges(*, quick: bool, threads: int, recipe: str = "joint") -> float:
 
 def start_recipe(init: str, *, quick: bool, root: Path, threads: int) -> dict[str, Any]:
     """Start one recipe with the command line (a child process); :func:`finish_recipe` waits for it."""
-    name = {**RECIPES, **TONES}[init]
+    name = ALL_RECIPES[init]
     out = root / f"{name}{'-quick' if quick else ''}"
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} exists and is not empty: remove it or pass another --root")

@@ -453,11 +453,10 @@ def run_comparison(
     earlier = _earlier_seconds(out)
     t0 = time.perf_counter()
     try:
-        results = _score_paths(recipe, chosen, size=size, out=out, device=dev, workers=workers, say=say)
+        target, results = _score_paths(recipe, chosen, size=size, out=out, device=dev, workers=workers, say=say)
     except BaseException:  # an interrupted sitting still counts its time
         atomic_write_json(out / "sittings.json", {"seconds": earlier + time.perf_counter() - t0})
         raise
-    target, results = results
     timings = _training_seconds(out)
     ordered = []
     for spec in chosen:

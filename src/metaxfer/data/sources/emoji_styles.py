@@ -95,10 +95,12 @@ BACKGROUNDS: Mapping[str, tuple[int, int, int, int]] = MappingProxyType(
 )
 
 _ZWJ, _VS16 = 0x200D, 0xFE0F
-_SKIN_TONES = frozenset(range(0x1F3FB, 0x1F400))
+#: The five skin-tone modifiers and the words CLDR names them by.
+_TONE_WORDS = {0x1F3FB: "light", 0x1F3FC: "medium-light", 0x1F3FD: "medium", 0x1F3FE: "medium-dark", 0x1F3FF: "dark"}
+_SKIN_TONES = frozenset(_TONE_WORDS)
 _INK_ALPHA = 16  # alpha above which a pixel counts as ink when cropping
 _INK_FRACTION = 15 / 16  # share of the image side the ink's longer side fills
-_TONE_NAME = re.compile(r"_(?:light|medium-light|medium|medium-dark|dark)_skin_tone")
+_TONE_NAME = re.compile(rf"_(?:{'|'.join(_TONE_WORDS.values())})_skin_tone")
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,10 @@ def _has_skin_tone(text: str) -> bool:
     return any(ord(c) in _SKIN_TONES for c in text)
 
 
-_TONE_WORDS = {0x1F3FB: "light", 0x1F3FC: "medium-light", 0x1F3FD: "medium", 0x1F3FE: "medium-dark", 0x1F3FF: "dark"}
-
-
 def base_group(text: str) -> str:
     """The emoji with its skin tones and variation selectors taken out, as a class key: the same for an emoji and
     all its skin-tone variants (``"1f44b"`` for 👋 and 👋🏿; ``"1f590"`` for 🖐️ and 🖐🏻)."""
-    return emoji_key("".join(c for c in text if ord(c) not in _SKIN_TONES and ord(c) != 0xFE0F))
+    return emoji_key("".join(c for c in text if ord(c) not in _SKIN_TONES and ord(c) != _VS16))
 
 
 def skin_tone_group(text: str) -> str:
