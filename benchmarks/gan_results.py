@@ -1,8 +1,9 @@
 """Run the GAN transfer recipes and write their table into docs/results.md.
 
 Each recipe (``configs/gan-*.yaml``) is trained with ``metaxfer train``; its final evaluation holds the transfer
-accuracies (``eval/transfer/<set>/acc`` with a 95% interval), which this script also writes as ``transfer.json``
-into the run folder. The table goes between ``<!-- gan-results:start -->`` and ``<!-- gan-results:end -->`` in
+accuracies (``eval/transfer/<set>/acc`` with a 95% interval) and the judge's measures of the made images
+(``eval/judge/<set>/...``); this script keeps its row as ``gan-results.json`` in the run folder, next to the method's
+own ``transfer.json`` (per-seed accuracies). The table goes between ``<!-- gan-results:start -->`` and ``<!-- gan-results:end -->`` in
 ``docs/results.md`` (the markers are appended at the end of the file when absent; nothing else is changed).
 
     python benchmarks/gan_results.py --quick       # short runs (minutes), labelled "quick" in the table
@@ -29,6 +30,8 @@ from results_doc import write_section  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 #: The section of docs/results.md this script writes (between ``<!-- gan-results:start -->`` and its end marker).
 SECTION = "gan-results"
+#: The file in each run folder that keeps this script's row (the method's own transfer.json is left alone).
+ROW_FILE = "gan-results.json"
 
 #: recipe → (what it compares, overrides of the quick setting)
 RECIPES: dict[str, tuple[str, list[str]]] = {
@@ -38,12 +41,18 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
          "cyclegan.transfer.steps=150", "cyclegan.transfer.seeds=1"],
     ),
     "gan-fewshot-glyphs": (
-        "font glyphs, 20 new letters, 1 shot: shots / shots + DAGAN variants",
+        "font glyphs, 20 new letters, 1 shot: shots / + DAGAN variants / + classic augmentations",
         ["train.steps=60", "train.eval_every=60", "train.checkpoint_every=60", "dagan.width=8", "dagan.d_width=8",
          "dagan.eval_images=100", "dagan.feature_epochs=1", "dagan.transfer.steps=150", "dagan.transfer.seeds=1"],
     ),
+    "gan-fewshot-glyphs-long": (
+        "the same with the DAGAN trained 3000 steps instead of 400",
+        ["train.steps=120", "train.eval_every=120", "train.checkpoint_every=120", "dagan.width=8", "dagan.d_width=8",
+         "dagan.eval_images=100", "dagan.feature_epochs=1", "dagan.transfer.steps=150", "dagan.transfer.seeds=1"],
+    ),
     "gan-fewshot-emoji-plants": (
-        "emoji plants, 1 shot (Twemoji or OpenMoji), test on the other style: shots / shots + DAGAN variants",
+        "emoji plants, 1 shot (Twemoji or OpenMoji), test on the other style: shots / + DAGAN variants / + classic "
+        "augmentations",
         ["train.steps=60", "train.eval_every=60", "train.checkpoint_every=60", "dagan.width=8", "dagan.d_width=8",
          "dagan.feature_epochs=1", "dagan.transfer.steps=100", "dagan.transfer.seeds=2"],
     ),
@@ -54,26 +63,39 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
 }
 
 
+#: rows that run another row's config with more overrides (at every size): row → (config name, overrides)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "gan-fewshot-glyphs-long": ("gan-fewshot-glyphs",
+                                ["train.steps=3000", "train.eval_every=1000", "train.checkpoint_every=1000"]),
+}
+
+
 def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
     """Train one recipe with the CLI and return its summary plus the command and the time it took."""
     from metaxfer.engine import Run
 
     out = root / f"{name}{'-quick' if quick else ''}"
-    overrides = (RECIPES[name][1] if quick else []) + [f"threads={threads}", "device=cpu"]
-    cmd = [sys.executable, "-m", "metaxfer", "train", f"configs/{name}.yaml", *overrides, "--out", str(out)]
-    shown = " ".join(["metaxfer", "train", f"configs/{name}.yaml", *overrides, "--out", str(out)])
+    config, extra = VARIANTS.get(name, (name, []))
+    overrides = (extra if not quick else []) + (RECIPES[name][1] if quick else []) + [f"threads={threads}", "device=cpu"]
+    cmd = [sys.executable, "-m", "metaxfer", "train", f"configs/{config}.yaml", *overrides, "--out", str(out)]
+    shown = " ".join(["metaxfer", "train", f"configs/{config}.yaml", *overrides, "--out", str(out)])
     earlier = 0.0  # seconds spent by earlier sittings on this run (a long run may take several)
     if out.exists() and any(out.iterdir()):
         state = Run.open(out).state() if (out / "run.json").exists() else "not a run"
-        if state == "finished" and (out / "transfer.json").exists():
+        if state != "not a run":
+            changed = config_changes(out, config, overrides)
+            if changed:
+                raise SystemExit(f"{out} was trained with another configuration than configs/{config}.yaml gives now "
+                                 f"({'; '.join(changed[:6])}): remove it to train again, or pass another --root")
+        if state == "finished" and (out / ROW_FILE).exists():
             print(f"{out}: finished earlier, reusing it", flush=True)
-            return json.loads((out / "transfer.json").read_text())
+            return json.loads((out / ROW_FILE).read_text())
         if state not in ("resumable", "finished"):
             raise SystemExit(f"{out} exists and holds a {state} run: remove it or pass another --root")
         cmd = [sys.executable, "-m", "metaxfer", "resume", str(out)]
         progress = out / "gan-results-seconds.txt"
         earlier = float(progress.read_text()) if progress.exists() else 0.0
-        if state == "finished":  # trained, but this script stopped before its transfer.json: nothing to run
+        if state == "finished":  # trained, but this script stopped before writing its row: nothing to run
             cmd = []
     t0 = time.perf_counter()
     if cmd:
@@ -89,21 +111,36 @@ def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     final = summary["final"]
     transfer: dict[str, dict[str, float]] = {}
+    judged: dict[str, dict[str, float]] = {}
     for key, value in final.items():
         parts = key.split("/")
-        if len(parts) == 4 and parts[1] == "transfer":
-            transfer.setdefault(parts[2], {})[parts[3]] = value
+        if len(parts) == 4 and parts[1] in ("transfer", "judge"):
+            (transfer if parts[1] == "transfer" else judged).setdefault(parts[2], {})[parts[3]] = value
     result = {"recipe": name, "quick": quick, "command": shown, "seconds": round(seconds, 1), "final": final,
-              "transfer": transfer,
+              "transfer": transfer, "judged": judged,
               "ci": "95%: Student t over classifier seeds when seeds >= 2, else Wilson interval over test images"}
-    (out / "transfer.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / ROW_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
+def config_changes(out: Path, name: str, overrides: list[str]) -> list[str]:
+    """``key: was -> now`` for every setting in which the run in ``out`` differs from ``configs/<name>.yaml`` with
+    ``overrides`` (empty when it is the same run), so that a changed recipe is not answered by a stale run."""
+    from metaxfer.engine.config import config_to_dict, load_config
+
+    def flat(tree: dict, prefix: str = "") -> dict:
+        items: dict = {}
+        for k, v in tree.items():
+            items.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return items
+
+    was = flat(config_to_dict(load_config(out / "config.yaml")))
+    now = flat(config_to_dict(load_config(ROOT / "configs" / f"{name}.yaml", overrides)))
+    return [f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+
+
 def _cell(r: dict[str, float]) -> str:
-    # an accuracy lies in [0, 1]: a t interval over two seeds (t = 12.7) can reach past it, so it is cut there
-    low, high = max(r["ci_low"], 0.0), min(r["ci_high"], 1.0)
-    return f"{100 * r['acc']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{100 * r['acc']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
 
 
 def table(results: list[dict], *, quick: bool, threads: int) -> str:
@@ -113,13 +150,23 @@ def table(results: list[dict], *, quick: bool, threads: int) -> str:
     lines = ["", f"### GAN transfer recipes ({label})", "",
              f"Written by `python benchmarks/gan_results.py{' --quick' if quick else ''}` (CPU, {threads} threads, "
              "torch " + _torch_version() + "). Accuracy on the real target test images in %, with a 95% interval: "
-             "Student t over classifier seeds where a recipe uses two or more seeds (with two, t = 12.7: wide, and cut "
-             "to [0, 100]), else the Wilson interval over test images. Each run folder holds `transfer.json` and the sample grids (`samples/`).", "",
-             "| recipe | what | training sets: accuracy [95% CI] | other | time |", "|---|---|---|---|---|"]
+             "Student t over classifier seeds where a recipe uses two or more seeds (cut to [0, 100]), else the Wilson "
+             "interval over test images. Judge: a classifier trained on half of each "
+             "class's real test images labels the other half (real) and each kind of made image against the class it "
+             "was made for (accuracy %); spread: mean L1 distance between two images of one class (pixels in [0, 1]; "
+             "docs/gans.md). Each run folder holds this row (`gan-results.json`), the method's `transfer.json` "
+             "(per-seed accuracies; missing from runs made before 2026-11-27, where this script overwrote it) and the "
+             "sample grids (`samples/`).", "",
+             "| recipe | what | training sets: accuracy [95% CI] | judge: accuracy % (spread) | other | time |",
+             "|---|---|---|---|---|---|"]
     for r in results:
         sets = "; ".join(f"{k}: {_cell(v)}" for k, v in r["transfer"].items()) or "—"
-        other = ", ".join(f"{k.removeprefix('eval/')}={v:.3g}" for k, v in r["final"].items() if "/transfer/" not in k)
-        lines.append(f"| `{r['recipe']}` | {RECIPES[r['recipe']][0]} | {sets} | {other} | {r['seconds']:.0f} s |")
+        judged = "; ".join(f"{k}: {100 * v['acc']:.1f}" + (f" ({v['spread']:.3f})" if "spread" in v else "")
+                           for k, v in r.get("judged", {}).items()) or "—"
+        other = ", ".join(f"{k.removeprefix('eval/')}={v:.3g}" for k, v in r["final"].items()
+                          if "/transfer/" not in k and "/judge/" not in k)
+        lines.append(f"| `{r['recipe']}` | {RECIPES[r['recipe']][0]} | {sets} | {judged} | {other} | "
+                     f"{r['seconds']:.0f} s |")
     # run folders inside the repository are shown relative to it (the commands are run from its root)
     lines += ["", "Commands:", "", "```"] + [r["command"].replace(f"{ROOT}/", "") for r in results] + ["```", ""]
     return "\n".join(lines)
@@ -145,7 +192,7 @@ def main() -> None:
     root = root if root.is_absolute() else ROOT / root
     done = {n: run_recipe(n, quick=args.quick, root=root, threads=args.threads) for n in names}
     for name in RECIPES:  # recipes finished in earlier sittings under the same root keep their rows
-        earlier = root / f"{name}{'-quick' if args.quick else ''}" / "transfer.json"
+        earlier = root / f"{name}{'-quick' if args.quick else ''}" / ROW_FILE
         if name not in done and earlier.exists():
             done[name] = json.loads(earlier.read_text())
     results = [done[n] for n in RECIPES if n in done]

@@ -1,6 +1,7 @@
 """``benchmarks/gan_results.py`` across sittings: a finished run folder is reused, an interrupted one is resumed
-(``metaxfer resume``, its earlier time added), anything else is refused with the way out. Nothing is trained: the
-child process is replaced by a stand-in that writes what a finished run leaves."""
+(``metaxfer resume``, its earlier time added), anything else (another kind of folder, a run of another configuration)
+is refused with the way out. Nothing is trained: the child process is replaced by a stand-in that writes what a
+finished run leaves."""
 
 from __future__ import annotations
 
@@ -14,26 +15,31 @@ from metaxfer.engine import Run
 
 TRANSFER = {"recipe": "gan-emoji-style", "quick": True, "command": "metaxfer train ...", "seconds": 12.0,
             "final": {"eval/cycle_l1": 0.3}, "transfer": {}, "ci": "95%"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_folder(path: Path, state: str) -> Path:
+def _run_folder(gan_results, path: Path, state: str, overrides: tuple[str, ...] = ()) -> Path:
+    """A run folder of the quick gan-emoji-style recipe as gan_results trains it (plus ``overrides``)."""
+    from metaxfer.engine.config import config_to_yaml, load_config
+
     path.mkdir(parents=True)
     (path / "run.json").write_text(json.dumps({"state": state}))
-    (path / "config.yaml").write_text("method: cyclegan\n")
+    given = [*gan_results.RECIPES["gan-emoji-style"][1], "threads=1", "device=cpu", *overrides]
+    (path / "config.yaml").write_text(config_to_yaml(load_config(ROOT / "configs" / "gan-emoji-style.yaml", given)))
     return path
 
 
 def test_a_finished_run_is_reused_without_training(load, tmp_path, monkeypatch):
     gan_results = load("gan_results")
-    out = _run_folder(tmp_path / "gan-emoji-style-quick", "finished")
-    (out / "transfer.json").write_text(json.dumps(TRANSFER))
+    out = _run_folder(gan_results, tmp_path / "gan-emoji-style-quick", "finished")
+    (out / "gan-results.json").write_text(json.dumps(TRANSFER))
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a finished run must not be trained again"))
     assert gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1) == TRANSFER
 
 
 def test_an_interrupted_run_is_resumed_and_its_time_adds_up(load, tmp_path, monkeypatch):
     gan_results = load("gan_results")
-    out = _run_folder(tmp_path / "gan-emoji-style-quick", "interrupted")
+    out = _run_folder(gan_results, tmp_path / "gan-emoji-style-quick", "interrupted")
     (out / "gan-results-seconds.txt").write_text("100.0\n")
     monkeypatch.setattr(Run, "state", lambda self: "resumable")
     calls = []
@@ -47,7 +53,7 @@ def test_an_interrupted_run_is_resumed_and_its_time_adds_up(load, tmp_path, monk
     result = gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
     assert calls[0][-2:] == ["resume", str(out)]
     assert result["seconds"] >= 100.0 and result["transfer"] == {"translated": {"acc": 0.5}}
-    assert json.loads((out / "transfer.json").read_text())["seconds"] == result["seconds"]
+    assert json.loads((out / "gan-results.json").read_text())["seconds"] == result["seconds"]
 
 
 @pytest.mark.parametrize("state", ["failed", "not a run"])
@@ -58,7 +64,7 @@ def test_other_folders_are_refused_with_the_way_out(load, tmp_path, monkeypatch,
         out.mkdir()
         (out / "notes.txt").write_text("mine")
     else:
-        _run_folder(out, state)
+        _run_folder(gan_results, out, state)
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not start"))
     with pytest.raises(SystemExit, match=f"holds a {state} run: remove it or pass another --root"):
         gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
@@ -67,10 +73,19 @@ def test_other_folders_are_refused_with_the_way_out(load, tmp_path, monkeypatch,
 
 def test_a_finished_run_without_its_table_file_is_read_not_run_again(load, tmp_path, monkeypatch):
     gan_results = load("gan_results")
-    out = _run_folder(tmp_path / "gan-emoji-style-quick", "finished")
+    out = _run_folder(gan_results, tmp_path / "gan-emoji-style-quick", "finished")
     (out / "summary.json").write_text(json.dumps({"final": {"eval/transfer/shots/acc": 0.25}}))
     monkeypatch.setattr(Run, "state", lambda self: "finished")
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a finished run must not be run again"))
     result = gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
-    assert result["transfer"] == {"shots": {"acc": 0.25}}
-    assert (out / "transfer.json").is_file()
+    assert result["transfer"] == {"shots": {"acc": 0.25}} and result["judged"] == {}
+    assert (out / "gan-results.json").is_file()
+
+
+def test_a_run_trained_with_another_configuration_is_refused(load, tmp_path, monkeypatch):
+    gan_results = load("gan_results")
+    out = _run_folder(gan_results, tmp_path / "gan-emoji-style-quick", "finished", overrides=("cyclegan.width=4",))
+    (out / "gan-results.json").write_text(json.dumps(TRANSFER))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not start"))
+    with pytest.raises(SystemExit, match=r"another configuration .*cyclegan.width: 4 -> 8.*remove it to train again"):
+        gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)

@@ -11,6 +11,7 @@ from metaxfer.data import Episode, EpisodeSampler, create_domain
 from metaxfer.engine import load_config, train
 from metaxfer.errors import DataFormatError, EpisodeError, MetaxferError
 from metaxfer.gan.support import (
+    ClassicAugmenter,
     DAGANAugmenter,
     FinetuneGANAugmenter,
     MetaGANAugmenter,
@@ -31,6 +32,7 @@ def small_model() -> MetaInitGAN:
 
 
 AUGMENTERS = {
+    "classic": lambda: ClassicAugmenter(),
     "scratch-gan": lambda: ScratchGANAugmenter(image_size=SIZE, steps=2, latent_dim=4, width=4, d_width=4,
                                                batch_size=4),
     "dagan": lambda: DAGANAugmenter(DAGANGenerator(4, image_size=SIZE, width=4, noise_channels=2).eval()),
@@ -65,6 +67,14 @@ def test_every_augmenter_returns_grouped_uint8_images_deterministically(name: st
     changed[episode.support_y == 2] = 255 - changed[episode.support_y == 2]
     x4, _ = augmenter.augment(changed, episode.support_y, per_class=3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(x4[:6], x[:6]) and not torch.equal(x4[6:], x[6:])
+
+
+def test_classic_augmenter_with_every_change_off_copies_the_shots_in_turn(episode: Episode) -> None:
+    still = ClassicAugmenter(shift=0.0, scale=(1.0, 1.0), rotate=0.0, jitter=0.0, blur_prob=0.0, noise=0.0)
+    x, _ = still.augment(episode.support_x, episode.support_y, per_class=3, generator=torch.Generator().manual_seed(0))
+    shots = episode.support_x.view(WAYS, SHOTS, 1, SIZE, SIZE)
+    expected = torch.cat([shots[k, [0, 1, 0]] for k in range(WAYS)])  # shot j % K for image j
+    assert (x.int() - expected.int()).abs().max() <= 1  # the identity warp, up to rounding
 
 
 def test_augment_episode_puts_each_class_real_shots_first(episode: Episode) -> None:

@@ -58,8 +58,9 @@ SIZES = ("quick", "default", "full")
 #: Path families, in the order the report groups them.
 FAMILIES = ("baseline", "meta-learning", "gan", "meta-gan")
 #: How an augmenter is made: from a training run (``dagan``, ``meta-gan`` or ``finetune-gan`` read the run's method),
-#: or a GAN trained from scratch on each episode's shots (``scratch-gan``, no training).
-AUGMENTER_KINDS = ("run", "scratch-gan")
+#: a GAN trained from scratch on each episode's shots (``scratch-gan``, no training), or classic augmentations of the
+#: shots (``classic``: shifts, zooms, rotations, contrast, blur, noise; no GAN, no training).
+AUGMENTER_KINDS = ("run", "scratch-gan", "classic")
 #: The recipe ``metaxfer run`` runs with no argument: it needs only the pip-installed data.
 DEFAULT_RECIPE = "digits"
 
@@ -108,7 +109,8 @@ class AugmentSpec:
     """Generated support images added to every episode before the classifier adapts.
 
     Attributes:
-        kind: ``run`` (an augmenter read from ``training``) or ``scratch-gan`` (a GAN trained on each class's shots).
+        kind: ``run`` (an augmenter read from ``training``), ``scratch-gan`` (a GAN trained on each class's shots) or
+            ``classic`` (classic augmentations of the shots).
         training: The training the augmenter comes from (``kind: run``).
         per_class: Generated images per class and episode.
         options: Extra keyword arguments of the augmenter (e.g. adaptation steps).

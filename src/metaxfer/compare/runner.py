@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -191,8 +192,10 @@ def _augmenter(spec: PathSpec, *, out: Path, device: str, facts: dict[str, int])
     a = spec.augment
     if a is None:
         return None
-    from metaxfer.gan.support import ScratchGANAugmenter, load_augmenter
+    from metaxfer.gan.support import ClassicAugmenter, ScratchGANAugmenter, load_augmenter
 
+    if a.kind == "classic":
+        return ClassicAugmenter(**a.options)
     if a.kind == "scratch-gan":
         options = {"image_size": facts["image_size"], "channels": facts["in_channels"], **a.options}
         return ScratchGANAugmenter(**options)
@@ -450,13 +453,9 @@ def run_comparison(
     atomic_write_json(meta_file, {**marker, "started": now_iso()})
     atomic_write_text(out / "recipe.yaml", _yaml(recipe_summary(recipe)))
     dev = str(resolve_device(device))
-    earlier = _earlier_seconds(out)
-    t0 = time.perf_counter()
-    try:
+    clock = _SittingClock(out)
+    with clock:  # an interrupted sitting still counts its time; one killed outright loses a minute at most
         target, results = _score_paths(recipe, chosen, size=size, out=out, device=dev, workers=workers, say=say)
-    except BaseException:  # an interrupted sitting still counts its time
-        atomic_write_json(out / "sittings.json", {"seconds": earlier + time.perf_counter() - t0})
-        raise
     timings = _training_seconds(out)
     ordered = []
     for spec in chosen:
@@ -466,8 +465,7 @@ def run_comparison(
         ordered.append(r)
     setting = target.setting
     results_list = ordered
-    total = earlier + time.perf_counter() - t0
-    atomic_write_json(out / "sittings.json", {"seconds": total})
+    total = clock.write()
     summary = _summary(recipe, size=size, setting=setting, target=target.description,
                        fingerprint=target.fingerprint, results=results_list, device=dev, command=command,
                        seconds=total)
@@ -496,6 +494,41 @@ def _score_paths(recipe: Recipe, chosen: list[PathSpec], *, size: str, out: Path
         results.update(_run_jobs(recipe, todo, size=size, out=out, device=device, target=target,
                                  workers=count, say=say))
     return target, results
+
+
+class _SittingClock:
+    """Adds this sitting's wall time to the earlier sittings' in ``<out>/sittings.json``: every ``every`` seconds
+    (from a background thread), when the ``with`` block ends (also by an exception or Ctrl-C), and on :meth:`write`.
+    A sitting killed outright (the machine taken away) so loses at most ``every`` seconds of the record."""
+
+    def __init__(self, out: Path, *, every: float = 60.0) -> None:
+        self.path, self.every = out / "sittings.json", every
+        self.earlier = _earlier_seconds(out)
+        self.t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="sitting-clock", daemon=True)
+
+    def write(self) -> float:
+        """Record the time so far; return it (seconds over every sitting)."""
+        total = self.earlier + time.perf_counter() - self.t0
+        atomic_write_json(self.path, {"seconds": total})
+        return total
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.write()
+            except OSError as exc:  # a full disk must not stop the comparison; the final write will say so
+                log.warning("could not record the sitting's time in %s: %s", self.path, exc)
+
+    def __enter__(self) -> _SittingClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.write()
 
 
 def _earlier_seconds(out: Path) -> float:

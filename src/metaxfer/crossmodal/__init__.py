@@ -18,7 +18,6 @@ describes the protocol.
 
 from __future__ import annotations
 
-from metaxfer.crossmodal.augment import augment_images
 from metaxfer.crossmodal.encoders import (
     ByteTextEncoder,
     ImageEncoder,
@@ -66,7 +65,6 @@ from metaxfer.crossmodal.training import (
 )
 
 __all__ = [
-    "augment_images",
     "ByteTextEncoder",
     "ImageEncoder",
     "JointEmbedding",

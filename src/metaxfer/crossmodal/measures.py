@@ -6,7 +6,7 @@ its own seeds, and is used only for measuring (:class:`MeasureKit`, built by :fu
 
 - **class classifier**: a Conv-4 (:class:`~metaxfer.models.Conv4`, batch norm with running statistics) trained on
   the real images of *every* class of the style (seen and unseen: an emoji has one image per style, so a classifier that is to recognise an unseen class must
-  have seen its one real image), with strong augmentation (:mod:`~metaxfer.crossmodal.augment`). The generator never
+  have seen its one real image), with strong augmentation (:mod:`~metaxfer.data.augment`). The generator never
   sees the unseen classes' images; the classifier only says which class a generated image looks like. Accuracy is
   reported among the classes of the evaluated set (e.g. the test classes: chance ``1/|set|``) and among all classes.
 - **group classifier**: trained on the *seen* classes' images only, to predict their group (emoji subcategory,
@@ -52,14 +52,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 import metaxfer
-import metaxfer.crossmodal.augment as augment_module
 import metaxfer.crossmodal.encoders as encoders_module
+import metaxfer.data.augment as augment_module
 import metaxfer.models.conv4 as conv4_module
 import metaxfer.models.norm as norm_module
-from metaxfer.crossmodal.augment import augment_images
 from metaxfer.crossmodal.encoders import ByteTextEncoder, ImageEncoder, JointEmbedding
 from metaxfer.crossmodal.pairs import PairSplit, TextImagePairs
 from metaxfer.crossmodal.training import PairBatcher, contrastive_batch_loss
+from metaxfer.data.augment import augment_images
 from metaxfer.data.system import cache_dir
 from metaxfer.errors import MetaxferError
 from metaxfer.gan.utils import gan_to_uint8, uint8_to_gan

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from metaxfer.crossmodal.augment import augment_images
+from metaxfer.data.augment import augment_images
 from metaxfer.crossmodal.encoders import JointEmbedding, contrastive_loss, encode_bytes
 from metaxfer.crossmodal.losses import t2i_discriminator_loss, t2i_generator_loss
 from metaxfer.crossmodal.pairs import TextImagePairs
@@ -148,7 +148,7 @@ class PairBatcher:
             classes: Class indices (B,), each at most once.
             generator: Source of the choices (of style, image, descriptions and augmentation).
             style: Draw every image from this style (index into ``styles``); None draws a style per image.
-            augment: Apply :func:`~metaxfer.crossmodal.augment.augment_images`.
+            augment: Apply :func:`~metaxfer.data.augment.augment_images`.
 
         Returns:
             The batch.

@@ -6,6 +6,8 @@ each class's real shots. All randomness comes from the ``torch.Generator`` passe
 the same images every time.
 
 =================================== ===========================================================================
+:class:`ClassicAugmenter`           classic augmentations of the shots (shifts, zooms, rotations, contrast, blur,
+                                    noise): no GAN, the baseline the generated images have to beat
 :class:`ScratchGANAugmenter`        a small GAN trained from a fresh random initialisation on each class's K shots
 :class:`DAGANAugmenter`             a trained DAGAN generator (:mod:`metaxfer.gan.dagan`) turning each shot into
                                     variants
@@ -31,17 +33,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from metaxfer.data.augment import augment_images
 from metaxfer.data.episodes import Episode
 from metaxfer.errors import DataFormatError, EpisodeError, MetaxferError
 from metaxfer.gan.dagan import DAGANGenerator
 from metaxfer.gan.dagan import augment as dagan_augment
 from metaxfer.gan.meta_init import MetaInitGAN, check_images
-from metaxfer.gan.utils import init_weights
+from metaxfer.gan.utils import gan_to_uint8, init_weights, uint8_to_gan
 
 __all__ = [
     "SupportAugmenter",
     "check_support",
     "augment_episode",
+    "ClassicAugmenter",
     "ScratchGANAugmenter",
     "DAGANAugmenter",
     "InitAdaptAugmenter",
@@ -247,6 +251,32 @@ class ScratchGANAugmenter(InitAdaptAugmenter):
 
 
 # ---------------------------------------------------------------------------------------------------- DAGAN
+class ClassicAugmenter:
+    """Classic augmentations of each shot (:func:`metaxfer.data.augment.augment_images`; shots are used in turn,
+    shot ``j % K`` for image j): what a few-shot learner gets without any generator.
+
+    Args:
+        **options: Options of :func:`~metaxfer.data.augment.augment_images` (``shift``, ``rotate``, ``noise``, ...).
+    """
+
+    name = "classic"
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def augment(self, support_x: torch.Tensor, support_y: torch.Tensor, *, per_class: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """See :meth:`SupportAugmenter.augment`."""
+        counts = check_support(support_x, support_y, per_class=per_class, who="classic augmenter")
+        picks = []
+        start = 0
+        for k in counts:
+            picks.append(start + torch.arange(per_class) % k)
+            start += k
+        made = augment_images(uint8_to_gan(support_x[torch.cat(picks)].cpu()), generator=generator, **self.options)
+        return gan_to_uint8(made), _labels(len(counts), per_class)
+
+
 class DAGANAugmenter:
     """Variants of each shot from a trained DAGAN generator (shots are used in turn: shot ``j % K`` for image j).
 

@@ -63,9 +63,11 @@ from metaxfer.methods.crossdomain import parse_transforms
 from metaxfer.methods.gan_pipeline import (
     TrainingSet,
     TransferConfig,
+    classic_variants,
     common_format,
     compare_training_sets,
     fit_classifier,
+    judge_generated,
     load_domain,
     merge_styles,
     per_class_split,
@@ -134,32 +136,64 @@ def _square_side(domain: Domain, who: str) -> int:
 
 class _FinalEval:
     """Counts completed iterations so that evaluate() knows when it is the last one, and keeps the transfer results
-    computed then (they go into checkpoints, and ``finish`` writes them as ``transfer.json``)."""
+    computed then (they go into checkpoints, and ``finish`` writes them as ``transfer.json``): the classifiers of
+    each training set and, where a method judges its made images, the judge's measures."""
 
     def __init__(self, total: int) -> None:
         self.total, self.done = total, 0
         self.results: dict[str, dict[str, Any]] | None = None
+        self.judged: dict[str, dict[str, float]] | None = None
 
     @property
     def final(self) -> bool:
         return self.done >= self.total
 
-    def record(self, results: dict[str, dict[str, Any]]) -> dict[str, float]:
-        """Keep the transfer results of the final evaluation; return them as ``transfer/...`` metrics."""
-        self.results = results
-        return _transfer_metrics(results)
+    def record(self, results: dict[str, dict[str, Any]],
+               judged: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+        """Keep the transfer results of the final evaluation; return them as ``transfer/...`` (and ``judge/...``)
+        metrics."""
+        self.results, self.judged = results, judged
+        out = _transfer_metrics(results)
+        for name, measures in (judged or {}).items():
+            out.update({f"judge/{name}/{k}": float(v) for k, v in measures.items()})
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps (see :meth:`load`)."""
+        return {"done": self.done, "transfer": self.results, "judged": self.judged}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.done = int(state["done"])
+        self.results = state.get("transfer")
+        self.judged = state.get("judged")
 
     def write(self, run_dir: Path, *, method: str) -> None:
         """``run_dir/transfer.json``: the final transfer results (nothing when transfer was off or the run stopped
         early, before its final evaluation)."""
         if self.results is None:
             return
-        atomic_write_json(Path(run_dir) / "transfer.json", {
+        payload = {
             "method": method, "step": self.done,
             "model": "the weights of the final step (the EMA generator for gan and dagan)",
             "ci": "95%: Student t over classifier seeds when seeds >= 2, else Wilson interval over test images",
             "sets": self.results,
-        })
+        }
+        if self.judged is not None:
+            payload["judged"] = self.judged
+            payload["judge"] = ("a classifier trained on half of each class's real test images; acc: its accuracy on "
+                                "the other half (real) and on each set of made images against the class they were "
+                                "made for; spread: mean L1 (pixels in [0, 1]) between two images of one class")
+        atomic_write_json(Path(run_dir) / "transfer.json", payload)
+
+
+def _judge(real_images: torch.Tensor, real_labels: torch.Tensor, made: dict[str, tuple[torch.Tensor, torch.Tensor]],
+           *, num_classes: int, cfg: TransferConfig, seed: int, device: torch.device) -> dict[str, dict[str, float]] | None:
+    """:func:`judge_generated` of the made images against the real test images, or ``None`` (logged) when no class
+    has two test images to check the judge with."""
+    if len(real_labels) == 0 or int(torch.bincount(real_labels).max()) < 2:
+        log.info("judge: no class has two real test images; the made images are not judged")
+        return None
+    return judge_generated(real_images, real_labels, made, num_classes=num_classes, cfg=cfg, seed=seed, device=device)
 
 
 def _transfer_metrics(results: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -312,20 +346,24 @@ class GANMethod(Method):
                                    seed=self.cfg.seed)
         out = {"fid": scores.fid, "kid": scores.kid}
         if mc.transfer.enabled and self.progress.final:
-            out.update(self.progress.record(self.transfer()))
+            out.update(self.progress.record(*self.transfer()))
         return out
 
-    def transfer(self) -> dict[str, dict[str, Any]]:
-        """Classifiers on real, real + generated and generated training images, tested on the real test split."""
+    def transfer(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]] | None]:
+        """Classifiers on real, real + generated and generated training images, tested on the real test split; the
+        judge's measures of the generated images."""
         t: TransferConfig = self.method_cfg.transfer
         n = t.generated_per_class * self.domain.num_classes
         fake, labels = self._generate(n, seed=self.cfg.seed + 11)
         assert labels is not None
         sets = [TrainingSet("real", self.train_images, self.train_labels),
-                TrainingSet("real+generated", torch.cat([self.train_images, fake]), torch.cat([self.train_labels, labels])),
+                TrainingSet("real+generated", torch.cat([self.train_images, fake]), torch.cat([self.train_labels, labels]),
+                            real=len(self.train_images)),
                 TrainingSet("generated", fake, labels)]
-        return compare_training_sets(sets, self.test_images, self.test_labels, num_classes=self.domain.num_classes,
-                                     cfg=t, seed=self.cfg.seed, device=self.device)
+        results = compare_training_sets(sets, self.test_images, self.test_labels, num_classes=self.domain.num_classes,
+                                        cfg=t, seed=self.cfg.seed, device=self.device)
+        return results, _judge(self.test_images, self.test_labels, {"generated": (fake, labels)},
+                               num_classes=self.domain.num_classes, cfg=t, seed=self.cfg.seed, device=self.device)
 
     def samples(self) -> torch.Tensor:
         cols = self.sample_columns
@@ -340,14 +378,12 @@ class GANMethod(Method):
         return {"data": self.data_generator, "noise": self.noise}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict(), "ema_updates": self.ema.num_updates, "done": self.progress.done,
-                "transfer": self.progress.results}
+        return {"sampler": self.sampler.state_dict(), "ema_updates": self.ema.num_updates, **self.progress.state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sampler.load_state_dict(state["sampler"])
         self.ema.num_updates = int(state["ema_updates"])
-        self.progress.done = int(state["done"])
-        self.progress.results = state.get("transfer")
+        self.progress.load(state)
 
     def finish(self, run_dir: Path) -> None:
         """Write ``transfer.json`` (when ``gan.transfer.enabled``)."""
@@ -494,18 +530,22 @@ class CycleGANMethod(Method):
             out["paired_l1"] = float((self._translate(self.a.images, "ab") - real_b).abs().mean())
             out["unchanged_l1"] = float((real_a - real_b).abs().mean())
         if self.method_cfg.transfer.enabled and self.progress.final:
-            out.update(self.progress.record(self.transfer()))
+            out.update(self.progress.record(*self.transfer()))
         return out
 
-    def transfer(self) -> dict[str, dict[str, Any]]:
-        """Classifiers on the labelled source, the translated source and the labelled target (oracle)."""
+    def transfer(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]] | None]:
+        """Classifiers on the labelled source, the translated source and the labelled target (oracle); the judge's
+        measures of the source images before and after translation."""
         t: TransferConfig = self.method_cfg.transfer
         src_x, src_y = self.a.images[self.a_train], self.a.labels[self.a_train]
         translated = gan_to_uint8(self._translate(src_x, "ab")).cpu()
         sets = [TrainingSet("source", src_x, src_y), TrainingSet("translated", translated, src_y),
                 TrainingSet("oracle", self.b.images[self.b_train], self.b.labels[self.b_train])]
-        return compare_training_sets(sets, self.b.images[self.b_test], self.b.labels[self.b_test],
-                                     num_classes=self.b.num_classes, cfg=t, seed=self.cfg.seed, device=self.device)
+        test_x, test_y = self.b.images[self.b_test], self.b.labels[self.b_test]
+        results = compare_training_sets(sets, test_x, test_y, num_classes=self.b.num_classes, cfg=t, seed=self.cfg.seed,
+                                         device=self.device)
+        return results, _judge(test_x, test_y, {"source": (src_x, src_y), "translated": (translated, src_y)},
+                               num_classes=self.b.num_classes, cfg=t, seed=self.cfg.seed, device=self.device)
 
     @torch.no_grad()
     def samples(self) -> torch.Tensor:
@@ -529,16 +569,14 @@ class CycleGANMethod(Method):
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler_a": self.sampler_a.state_dict(), "sampler_b": self.sampler_b.state_dict(),
-                "pool_a": self.pools[0].state_dict(), "pool_b": self.pools[1].state_dict(), "done": self.progress.done,
-                "transfer": self.progress.results}
+                "pool_a": self.pools[0].state_dict(), "pool_b": self.pools[1].state_dict(), **self.progress.state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sampler_a.load_state_dict(state["sampler_a"])
         self.sampler_b.load_state_dict(state["sampler_b"])
         self.pools[0].load_state_dict(state["pool_a"], device=self.device)
         self.pools[1].load_state_dict(state["pool_b"], device=self.device)
-        self.progress.done = int(state["done"])
-        self.progress.results = state.get("transfer")
+        self.progress.load(state)
 
     def finish(self, run_dir: Path) -> None:
         """Write ``transfer.json`` (when ``cyclegan.transfer.enabled``)."""
@@ -586,7 +624,9 @@ class DAGANMethod(Method):
 
     Metrics: ``d/loss``, ``g/loss``; ``eval/fid`` (headline) between variants of source test images and the
     source test images. Samples: one row per target shot: the real image, then generated variants. Transfer:
-    classifiers on ``shots`` (K real images per class) and ``shots+generated``, tested on the rest of the target.
+    classifiers on ``shots`` (K real images per class), ``shots+generated`` and ``shots+augmented`` (classic
+    augmentations instead of variants), tested on the rest of the target; ``judge/...``: how faithful and how varied
+    the variants and the augmentations are (:func:`~metaxfer.methods.gan_pipeline.judge_generated`).
     """
 
     section = "dagan"
@@ -705,19 +745,26 @@ class DAGANMethod(Method):
         scores = generation_scores(real, fake, extractor=self._extractor, subsets=20, seed=self.cfg.seed)
         out = {"fid": scores.fid, "kid": scores.kid}
         if mc.transfer.enabled and self.progress.final:
-            out.update(self.progress.record(self.transfer()))
+            out.update(self.progress.record(*self.transfer()))
         return out
 
-    def transfer(self) -> dict[str, dict[str, Any]]:
-        """Classifiers on the K real shots per class, with and without generated variants."""
+    def transfer(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]] | None]:
+        """Classifiers on the K real shots per class alone, with generated variants and with classic augmentations
+        (the baseline the variants must beat); the judge's measures of both kinds of variants."""
         mc: DAGANConfig = self.method_cfg
         per_image = mc.per_image or max(1, mc.transfer.generated_per_class // mc.shots)
         x, y = self.target.images[self.t_train], self.target.labels[self.t_train]
         fake, fake_y = self._variants(x, y, per_image, seed=self.cfg.seed + 11)
-        sets = [TrainingSet("shots", x, y), TrainingSet("shots+generated", torch.cat([x, fake]), torch.cat([y, fake_y]))]
-        return compare_training_sets(sets, self.target.images[self.t_test], self.target.labels[self.t_test],
-                                     num_classes=self.target.num_classes, cfg=mc.transfer, seed=self.cfg.seed,
-                                     device=self.device)
+        plain, plain_y = classic_variants(x, y, per_image=per_image, seed=self.cfg.seed + 13)
+        sets = [TrainingSet("shots", x, y),
+                TrainingSet("shots+generated", torch.cat([x, fake]), torch.cat([y, fake_y]), real=len(x)),
+                TrainingSet("shots+augmented", torch.cat([x, plain]), torch.cat([y, plain_y]), real=len(x))]
+        test_x, test_y = self.target.images[self.t_test], self.target.labels[self.t_test]
+        results = compare_training_sets(sets, test_x, test_y, num_classes=self.target.num_classes, cfg=mc.transfer,
+                                        seed=self.cfg.seed, device=self.device)
+        return results, _judge(test_x, test_y, {"generated": (fake, fake_y), "augmented": (plain, plain_y)},
+                               num_classes=self.target.num_classes, cfg=mc.transfer, seed=self.cfg.seed,
+                               device=self.device)
 
     def samples(self) -> torch.Tensor:
         cols = self.sample_columns
@@ -731,12 +778,11 @@ class DAGANMethod(Method):
         return {"data": self.data_generator, "noise": self.noise}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ema_updates": self.ema.num_updates, "done": self.progress.done, "transfer": self.progress.results}
+        return {"ema_updates": self.ema.num_updates, **self.progress.state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ema.num_updates = int(state["ema_updates"])
-        self.progress.done = int(state["done"])
-        self.progress.results = state.get("transfer")
+        self.progress.load(state)
 
     def finish(self, run_dir: Path) -> None:
         """Write ``transfer.json`` (when ``dagan.transfer.enabled``)."""

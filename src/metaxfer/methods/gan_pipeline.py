@@ -37,6 +37,8 @@ __all__ = [
     "wilson_interval",
     "mean_interval",
     "compare_training_sets",
+    "judge_generated",
+    "classic_variants",
     "common_format",
     "per_class_split",
     "load_domain",
@@ -61,15 +63,23 @@ class TransferConfig:
     blocks: int = option(2, ge=1, le=4, help="SmallCNN blocks")
     seeds: int = option(1, ge=1, help="classifier seeds per training set (>= 2: CI over seeds)")
     generated_per_class: int = option(50, ge=0, help="generated images per class added to the real ones")
+    real_share: float = option(0.0, ge=0.0, le=1.0,
+                               help="share of each batch drawn from the real images of a set that mixes real and "
+                                    "generated ones (0: every image alike)")
 
 
 @dataclass
 class TrainingSet:
-    """One training set of the comparison: uint8 images (N, C, H, W) and int64 labels (N,)."""
+    """One training set of the comparison: uint8 images (N, C, H, W) and int64 labels (N,).
+
+    ``real`` is the number of leading images that are real when the rest are generated (``None``: not a mix); with
+    :attr:`TransferConfig.real_share` > 0 each batch draws that share from them.
+    """
 
     name: str
     images: torch.Tensor
     labels: torch.Tensor
+    real: int | None = None
 
 
 def _to_float(images: torch.Tensor) -> torch.Tensor:
@@ -88,6 +98,8 @@ def fit_classifier(
     blocks: int = 2,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    real: int | None = None,
+    real_share: float = 0.0,
 ) -> SmallCNN:
     """Train a :class:`SmallCNN` with Adam (cosine decay) and cross-entropy; the global RNG is left untouched.
 
@@ -102,6 +114,9 @@ def fit_classifier(
         blocks: Conv blocks.
         seed: Seed of the initialisation and of the batches.
         device: Where to train.
+        real: The first ``real`` images are real, the rest generated (``None``: no such split).
+        real_share: With ``real``, the share of each batch drawn from the real images (at least one image of each
+            kind); 0 draws every image alike.
 
     Returns:
         The trained network, in eval mode.
@@ -111,13 +126,25 @@ def fit_classifier(
     """
     with torch.enable_grad():
         return _fit(images, labels, num_classes=num_classes, steps=steps, batch_size=batch_size, lr=lr, width=width,
-                    blocks=blocks, seed=seed, device=device)
+                    blocks=blocks, seed=seed, device=device, real=real, real_share=real_share)
+
+
+def _batch_indices(n: int, bs: int, *, real: int | None, real_share: float, generator: torch.Generator) -> torch.Tensor:
+    """``bs`` random indices into ``n`` images, ``real_share`` of them among the first ``real`` when both are set."""
+    if real is None or real_share <= 0.0 or not 0 < real < n:
+        return torch.randint(n, (bs,), generator=generator)
+    k = min(bs - 1, max(1, round(real_share * bs)))
+    return torch.cat([torch.randint(real, (k,), generator=generator),
+                      torch.randint(real, n, (bs - k,), generator=generator)])
 
 
 def _fit(images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, steps: int, batch_size: int, lr: float,
-         width: int, blocks: int, seed: int, device: torch.device | str) -> SmallCNN:
+         width: int, blocks: int, seed: int, device: torch.device | str, real: int | None = None,
+         real_share: float = 0.0) -> SmallCNN:
     if len(images) == 0:
         raise MetaxferError("fit_classifier got no training images; check the shots / split options of the recipe")
+    if real is not None and not 0 <= real <= len(images):
+        raise MetaxferError(f"fit_classifier: real={real} is not a count of the {len(images)} training images")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = SmallCNN(in_channels=images.shape[1], num_classes=num_classes, width=width, blocks=blocks).to(device)
@@ -128,7 +155,7 @@ def _fit(images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, steps:
     bs = min(batch_size, len(x))
     net.train()
     for _ in range(steps):
-        idx = torch.randint(len(x), (bs,), generator=gen).to(device)
+        idx = _batch_indices(len(x), bs, real=real, real_share=real_share, generator=gen).to(device)
         loss = F.cross_entropy(net(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -206,7 +233,7 @@ def compare_training_sets(
         for k in range(cfg.seeds):
             net = fit_classifier(s.images, s.labels, num_classes=num_classes, steps=cfg.steps,
                                  batch_size=cfg.batch_size, lr=cfg.lr, width=cfg.width, blocks=cfg.blocks,
-                                 seed=seed + k, device=device)
+                                 seed=seed + k, device=device, real=s.real, real_share=cfg.real_share)
             accs.append(accuracy(net, test_images, test_labels))
         mean = sum(accs) / len(accs)
         if len(accs) >= 2:
@@ -220,6 +247,97 @@ def compare_training_sets(
                        "train_examples": len(s.labels), "test_examples": len(test_labels)}
         log.info("transfer %s: acc %.3f [%.3f, %.3f] (%s)", s.name, mean, low, high, how)
     return out
+
+
+def _same_class_spread(images: torch.Tensor, labels: torch.Tensor, *, cap: int = 64) -> float:
+    """Mean L1 distance (pixels in [0, 1]) between two different images of one class, averaged over the classes that
+    have two or more (at most ``cap`` images of each are compared); NaN when none has."""
+    spreads = []
+    for c in labels.unique():
+        x = images[labels == c][:cap].flatten(1).float().div(255.0)
+        n = len(x)
+        if n >= 2:
+            spreads.append(float(torch.cdist(x, x, p=1.0).sum()) / (n * (n - 1) * x.shape[1]))
+    return sum(spreads) / len(spreads) if spreads else float("nan")
+
+
+def judge_generated(
+    real_images: torch.Tensor,
+    real_labels: torch.Tensor,
+    made: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    num_classes: int,
+    cfg: TransferConfig,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """How faithful to their class and how varied made images are, judged against real images of those classes.
+
+    A judge (a classifier with ``cfg``'s settings) trains on half of each class's real images (a class with one
+    image trains only) and labels the other half, which gives the accuracy that faithful images would reach, and
+    every set of made images. The spread is the mean L1 distance between two images of one class: made images that
+    only copy their model show a small one.
+
+    Args:
+        real_images: uint8 real images of the classes (e.g. the target test split: the judge is a measure, and
+            nothing is chosen by it).
+        real_labels: Their classes.
+        made: ``{name: (uint8 images, the class each was made for)}``, e.g. GAN samples, DAGAN variants.
+        num_classes: Number of classes.
+        cfg: Classifier settings (``steps``, ``width``, ...; one seed).
+        seed: Seed of the split and of the judge.
+        device: Where to train.
+
+    Returns:
+        ``{"real": {"acc", "spread"}, name: {"acc", "spread"}, ...}``; accuracies in [0, 1]; ``spread`` is left out
+        of a set in which no class has two images.
+
+    Raises:
+        MetaxferError: No class has two real images, so nothing is left to check the judge with.
+    """
+    g = torch.Generator().manual_seed(seed)
+    fit, held = [], []
+    for c in range(num_classes):
+        idx = torch.nonzero(real_labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        half = (len(idx) + 1) // 2
+        fit.append(idx[:half])
+        held.append(idx[half:])
+    fit_idx, held_idx = torch.cat(fit), torch.cat(held)
+    if len(held_idx) == 0:
+        raise MetaxferError("judge_generated needs a class with two or more real images to check its judge on")
+    judge = fit_classifier(real_images[fit_idx], real_labels[fit_idx], num_classes=num_classes, steps=cfg.steps,
+                           batch_size=cfg.batch_size, lr=cfg.lr, width=cfg.width, blocks=cfg.blocks, seed=seed,
+                           device=device)
+
+    def measures(images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        spread = _same_class_spread(images, labels)
+        return {"acc": accuracy(judge, images, labels), **({} if math.isnan(spread) else {"spread": spread})}
+
+    out = {"real": {**measures(real_images, real_labels), "acc": accuracy(judge, real_images[held_idx],
+                                                                           real_labels[held_idx])}}
+    for name, (images, labels) in made.items():
+        out[name] = measures(images, labels)
+    log.info("judge: %s", "; ".join(f"{k} {v}" for k, v in out.items()))
+    return out
+
+
+def classic_variants(images: torch.Tensor, labels: torch.Tensor, *, per_image: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_image`` classic augmentations of every image (small shifts, zooms and rotations, contrast and
+    brightness, blur and noise: :func:`metaxfer.data.augment.augment_images`), the baseline a generator of
+    variants has to beat.
+
+    Returns:
+        uint8 images and their labels, ordered image by image like :func:`metaxfer.gan.dagan.augment`.
+
+    Shape:
+        (N, C, H, W), (N,) → (N·per_image, C, H, W), (N·per_image,).
+    """
+    from metaxfer.data.augment import augment_images
+    from metaxfer.gan.utils import gan_to_uint8
+
+    x = _to_float(images.repeat_interleave(per_image, dim=0))
+    return gan_to_uint8(augment_images(x, generator=torch.Generator().manual_seed(seed))), labels.repeat_interleave(per_image)
 
 
 def load_domain(name: str, options: Mapping[str, Any], *, role: str) -> Domain:
