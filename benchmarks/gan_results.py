@@ -21,7 +21,6 @@ import json
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,13 +72,16 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
     """Train one recipe with the CLI and return its summary plus the command and the time it took."""
     from metaxfer.engine import Run
+    from metaxfer.engine.runs import SittingClock
 
     out = root / f"{name}{'-quick' if quick else ''}"
     config, extra = VARIANTS.get(name, (name, []))
     overrides = (extra if not quick else []) + (RECIPES[name][1] if quick else []) + [f"threads={threads}", "device=cpu"]
     cmd = [sys.executable, "-m", "metaxfer", "train", f"configs/{config}.yaml", *overrides, "--out", str(out)]
     shown = " ".join(["metaxfer", "train", f"configs/{config}.yaml", *overrides, "--out", str(out)])
-    earlier = 0.0  # seconds spent by earlier sittings on this run (a long run may take several)
+    # wall time over every sitting that worked on this run (a long run may take several); kept beside the run folder,
+    # which `metaxfer train` wants empty
+    clock_file = root / "sittings" / f"{out.name}.json"
     if out.exists() and any(out.iterdir()):
         state = Run.open(out).state() if (out / "run.json").exists() else "not a run"
         if state != "not a run":
@@ -93,21 +95,17 @@ def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
         if state not in ("resumable", "finished"):
             raise SystemExit(f"{out} exists and holds a {state} run: remove it or pass another --root")
         cmd = [sys.executable, "-m", "metaxfer", "resume", str(out)]
-        progress = out / "gan-results-seconds.txt"
-        earlier = float(progress.read_text()) if progress.exists() else 0.0
         if state == "finished":  # trained, but this script stopped before writing its row: nothing to run
             cmd = []
-    t0 = time.perf_counter()
-    if cmd:
-        print(f"$ {shown}" if cmd[3] == "train" else f"$ metaxfer resume {out}  # continuing: {shown}", flush=True)
-        try:
+    else:
+        clock_file.unlink(missing_ok=True)  # a fresh run: an old clock belongs to a removed folder
+    with SittingClock(clock_file) as clock:
+        if cmd:
+            print(f"$ {shown}" if cmd[3] == "train" else f"$ metaxfer resume {out}  # continuing: {shown}", flush=True)
             proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        finally:  # an interrupted sitting still counts its time
-            if out.exists():
-                (out / "gan-results-seconds.txt").write_text(f"{earlier + time.perf_counter() - t0:.1f}\n")
-        if proc.returncode != 0:
-            raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
-    seconds = earlier + time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
+    seconds = clock.write()
     summary = json.loads((out / "summary.json").read_text())
     final = summary["final"]
     transfer: dict[str, dict[str, float]] = {}
@@ -154,9 +152,9 @@ def table(results: list[dict], *, quick: bool, threads: int) -> str:
              "interval over test images. Judge: a classifier trained on half of each "
              "class's real test images labels the other half (real) and each kind of made image against the class it "
              "was made for (accuracy %); spread: mean L1 distance between two images of one class (pixels in [0, 1]; "
-             "docs/gans.md). Each run folder holds this row (`gan-results.json`), the method's `transfer.json` "
-             "(per-seed accuracies; missing from runs made before 2026-11-27, where this script overwrote it) and the "
-             "sample grids (`samples/`).", "",
+             "docs/gans.md). Each run folder holds this row (`gan-results.json`), the sample grids (`samples/`) and "
+             "the method's `transfer.json` with per-seed accuracies (in the digits, glyphs and plants folders an "
+             "earlier version of this script wrote its row over that file).", "",
              "| recipe | what | training sets: accuracy [95% CI] | judge: accuracy % (spread) | other | time |",
              "|---|---|---|---|---|---|"]
     for r in results:

@@ -40,7 +40,8 @@ def test_a_finished_run_is_reused_without_training(load, tmp_path, monkeypatch):
 def test_an_interrupted_run_is_resumed_and_its_time_adds_up(load, tmp_path, monkeypatch):
     gan_results = load("gan_results")
     out = _run_folder(gan_results, tmp_path / "gan-emoji-style-quick", "interrupted")
-    (out / "gan-results-seconds.txt").write_text("100.0\n")
+    (tmp_path / "sittings").mkdir()
+    (tmp_path / "sittings" / "gan-emoji-style-quick.json").write_text(json.dumps({"seconds": 100.0}))
     monkeypatch.setattr(Run, "state", lambda self: "resumable")
     calls = []
 

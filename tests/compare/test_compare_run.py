@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -232,19 +231,3 @@ def test_cli_errors_name_the_problem(monkeypatch, capsys, tmp_path):
     path = write_recipe(tmp_path)
     code, _, err = cli(monkeypatch, capsys, "run", str(path), "--path", "ghost")
     assert code == 2 and "no path 'ghost'" in err
-
-
-def test_the_sitting_clock_records_while_it_runs_so_a_killed_sitting_keeps_its_time(tmp_path):
-    from metaxfer.compare.runner import _SittingClock
-
-    (tmp_path / "sittings.json").write_text(json.dumps({"seconds": 100.0}))  # an earlier sitting
-    clock = _SittingClock(tmp_path, every=0.05)
-    with clock:
-        deadline = time.monotonic() + 5.0
-        while json.loads((tmp_path / "sittings.json").read_text())["seconds"] == 100.0:
-            assert time.monotonic() < deadline, "the clock wrote nothing while the sitting ran"
-            time.sleep(0.02)
-        during = json.loads((tmp_path / "sittings.json").read_text())["seconds"]
-        assert during > 100.0
-    after = json.loads((tmp_path / "sittings.json").read_text())["seconds"]
-    assert after >= during and not clock._thread.is_alive()

@@ -25,7 +25,6 @@ import logging
 import multiprocessing
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -43,7 +42,7 @@ from metaxfer.engine import session
 from metaxfer.engine.config import ConfigError, config_to_dict, load_config
 from metaxfer.engine.device import cpu_threads, resolve_device
 from metaxfer.engine.files import atomic_write_json, atomic_write_text
-from metaxfer.engine.runs import Run, now_iso, versions
+from metaxfer.engine.runs import Run, SittingClock, now_iso, versions
 from metaxfer.errors import MetaxferError
 from metaxfer.meta.evaluation import confidence_interval, evaluate
 from metaxfer.methods.crossdomain import Setting, parse_setting, target_episodes
@@ -453,7 +452,7 @@ def run_comparison(
     atomic_write_json(meta_file, {**marker, "started": now_iso()})
     atomic_write_text(out / "recipe.yaml", _yaml(recipe_summary(recipe)))
     dev = str(resolve_device(device))
-    clock = _SittingClock(out)
+    clock = SittingClock(out / "sittings.json", earlier=_earlier_seconds(out))
     with clock:  # an interrupted sitting still counts its time; one killed outright loses a minute at most
         target, results = _score_paths(recipe, chosen, size=size, out=out, device=dev, workers=workers, say=say)
     timings = _training_seconds(out)
@@ -496,51 +495,12 @@ def _score_paths(recipe: Recipe, chosen: list[PathSpec], *, size: str, out: Path
     return target, results
 
 
-class _SittingClock:
-    """Adds this sitting's wall time to the earlier sittings' in ``<out>/sittings.json``: every ``every`` seconds
-    (from a background thread), when the ``with`` block ends (also by an exception or Ctrl-C), and on :meth:`write`.
-    A sitting killed outright (the machine taken away) so loses at most ``every`` seconds of the record."""
-
-    def __init__(self, out: Path, *, every: float = 60.0) -> None:
-        self.path, self.every = out / "sittings.json", every
-        self.earlier = _earlier_seconds(out)
-        self.t0 = time.perf_counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="sitting-clock", daemon=True)
-
-    def write(self) -> float:
-        """Record the time so far; return it (seconds over every sitting)."""
-        total = self.earlier + time.perf_counter() - self.t0
-        atomic_write_json(self.path, {"seconds": total})
-        return total
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.write()
-            except OSError as exc:  # a full disk must not stop the comparison; the final write will say so
-                log.warning("could not record the sitting's time in %s: %s", self.path, exc)
-
-    def __enter__(self) -> _SittingClock:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.write()
-
-
 def _earlier_seconds(out: Path) -> float:
     """Wall seconds that earlier sittings spent on the comparison in ``out`` (``sittings.json``; a comparison that
     finished before that file was kept counts the time its ``comparison.json`` recorded)."""
     for name in ("sittings.json", "comparison.json"):
-        path = out / name
-        if path.is_file():
-            try:
-                return float(json.loads(path.read_text(encoding="utf-8")).get("seconds", 0.0))
-            except (OSError, ValueError, AttributeError):
-                return 0.0
+        if (out / name).is_file():
+            return SittingClock.recorded(out / name)
     return 0.0
 
 

@@ -21,6 +21,8 @@ import os
 import platform
 import socket
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -38,7 +40,7 @@ try:  # POSIX only; elsewhere a run's liveness falls back to its recorded state
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Run", "RunSummary", "RunError", "list_runs", "versions", "now_iso"]
+__all__ = ["Run", "RunSummary", "RunError", "SittingClock", "list_runs", "versions", "now_iso"]
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +279,57 @@ class Run:
         if recorded == "failed":
             return "failed"
         return "resumable" if list_checkpoints(self.checkpoints) else "failed"
+
+
+class SittingClock:
+    """Adds this sitting's wall time to the earlier sittings' in a JSON file (``{"seconds": total}``): every
+    ``every`` seconds (from a background thread), when the ``with`` block ends (also by an exception or Ctrl-C), and
+    on :meth:`write`. A sitting killed outright (the machine taken away) so loses at most ``every`` seconds of the
+    record. ``metaxfer run`` keeps one per comparison folder, ``benchmarks/gan_results.py`` one per run folder.
+
+    Args:
+        path: The JSON file.
+        earlier: Seconds of the earlier sittings (default: what ``path`` holds, 0 when it does not exist).
+        every: Seconds between two writes while the sitting runs.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, earlier: float | None = None, every: float = 60.0) -> None:
+        self.path, self.every = Path(path), every
+        self.earlier = self.recorded(self.path) if earlier is None else earlier
+        self.t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="sitting-clock", daemon=True)
+
+    @staticmethod
+    def recorded(path: str | os.PathLike[str]) -> float:
+        """The seconds a clock file holds (0 when it is missing or unreadable)."""
+        try:
+            return float(json.loads(Path(path).read_text(encoding="utf-8")).get("seconds", 0.0))
+        except (OSError, ValueError, AttributeError):
+            return 0.0
+
+    def write(self) -> float:
+        """Record the time so far; return it (seconds over every sitting)."""
+        total = self.earlier + time.perf_counter() - self.t0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path, {"seconds": total})
+        return total
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.write()
+            except OSError as exc:  # a full disk must not stop the work; the final write raises
+                log.warning("could not record the sitting's time in %s: %s", self.path, exc)
+
+    def __enter__(self) -> SittingClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.write()
 
 
 def _safe_name(name: str) -> str:
