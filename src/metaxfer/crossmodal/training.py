@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from metaxfer.data.augment import augment_images
 from metaxfer.crossmodal.encoders import JointEmbedding, contrastive_loss, encode_bytes
 from metaxfer.crossmodal.losses import t2i_discriminator_loss, t2i_generator_loss
 from metaxfer.crossmodal.pairs import TextImagePairs
+from metaxfer.data.augment import augment_images
 from metaxfer.errors import MetaxferError
 from metaxfer.gan.objectives import Objective
 from metaxfer.gan.utils import randn, uint8_to_gan

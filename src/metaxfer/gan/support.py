@@ -250,7 +250,6 @@ class ScratchGANAugmenter(InitAdaptAugmenter):
         return self.model
 
 
-# ---------------------------------------------------------------------------------------------------- DAGAN
 class ClassicAugmenter:
     """Classic augmentations of each shot (:func:`metaxfer.data.augment.augment_images`; shots are used in turn,
     shot ``j % K`` for image j): what a few-shot learner gets without any generator.
@@ -277,6 +276,7 @@ class ClassicAugmenter:
         return gan_to_uint8(made), _labels(len(counts), per_class)
 
 
+# ---------------------------------------------------------------------------------------------------- DAGAN
 class DAGANAugmenter:
     """Variants of each shot from a trained DAGAN generator (shots are used in turn: shot ``j % K`` for image j).
 
