@@ -314,8 +314,8 @@ def judge_generated(
         spread = _same_class_spread(images, labels)
         return {"acc": accuracy(judge, images, labels), **({} if math.isnan(spread) else {"spread": spread})}
 
-    out = {"real": {**measures(real_images, real_labels), "acc": accuracy(judge, real_images[held_idx],
-                                                                           real_labels[held_idx])}}
+    out = {"real": {"acc": accuracy(judge, real_images[held_idx], real_labels[held_idx]),
+                    "spread": _same_class_spread(real_images, real_labels)}}  # a class has two: held_idx is not empty
     for name, (images, labels) in made.items():
         out[name] = measures(images, labels)
     log.info("judge: %s", "; ".join(f"{k} {v}" for k, v in out.items()))
