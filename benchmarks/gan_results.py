@@ -88,7 +88,8 @@ def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
             changed = config_changes(out, config, overrides)
             if changed:
                 raise SystemExit(f"{out} was trained with another configuration than configs/{config}.yaml gives now "
-                                 f"({'; '.join(changed[:6])}): remove it to train again, or pass another --root")
+                                 f"(key: run's value != now: {'; '.join(changed[:6])}): remove it to train again, or "
+                                 "pass another --root")
         if state == "finished" and (out / ROW_FILE).exists():
             print(f"{out}: finished earlier, reusing it", flush=True)
             return json.loads((out / ROW_FILE).read_text())
@@ -122,19 +123,12 @@ def run_recipe(name: str, *, quick: bool, root: Path, threads: int) -> dict:
 
 
 def config_changes(out: Path, name: str, overrides: list[str]) -> list[str]:
-    """``key: was -> now`` for every setting in which the run in ``out`` differs from ``configs/<name>.yaml`` with
+    """``key: was != now`` for every setting in which the run in ``out`` differs from ``configs/<name>.yaml`` with
     ``overrides`` (empty when it is the same run), so that a changed recipe is not answered by a stale run."""
-    from metaxfer.engine.config import config_to_dict, load_config
+    from metaxfer.engine.config import config_diff, config_to_dict, load_config
 
-    def flat(tree: dict, prefix: str = "") -> dict:
-        items: dict = {}
-        for k, v in tree.items():
-            items.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return items
-
-    was = flat(config_to_dict(load_config(out / "config.yaml")))
-    now = flat(config_to_dict(load_config(ROOT / "configs" / f"{name}.yaml", overrides)))
-    return [f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+    return config_diff(config_to_dict(load_config(out / "config.yaml")),
+                       config_to_dict(load_config(ROOT / "configs" / f"{name}.yaml", overrides)))
 
 
 def _cell(r: dict[str, float]) -> str:

@@ -88,5 +88,5 @@ def test_a_run_trained_with_another_configuration_is_refused(load, tmp_path, mon
     out = _run_folder(gan_results, tmp_path / "gan-emoji-style-quick", "finished", overrides=("cyclegan.width=4",))
     (out / "gan-results.json").write_text(json.dumps(TRANSFER))
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not start"))
-    with pytest.raises(SystemExit, match=r"another configuration .*cyclegan.width: 4 -> 8.*remove it to train again"):
+    with pytest.raises(SystemExit, match=r"another configuration .*cyclegan.width: 4 != 8.*remove it to train again"):
         gan_results.run_recipe("gan-emoji-style", quick=True, root=tmp_path, threads=1)
