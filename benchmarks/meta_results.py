@@ -15,6 +15,9 @@ Scratch is evaluated straight from the recipe (nothing to train).
 Threads: each run is pinned to --threads PyTorch threads (default 1) and --workers runs go at once (default 2), so
 the script uses about threads × workers cores; small networks run fastest on one thread each.
 The runs stay under --out (default runs/meta-results-<mode>-<time>/<recipe>/<algorithm>), with a results.json.
+Resuming: run it again with the same options and --out set to the first sitting's folder. Finished jobs are
+read back from their job-result.json, a run killed during training resumes from its newest checkpoint, and the
+table's time adds the sittings up (sittings.json).
 """
 
 from __future__ import annotations
@@ -77,46 +80,100 @@ HEADER = ("# Results\n\nEvery table here is written by a script in `benchmarks/`
 
 # ------------------------------------------------------------------------------------------------- one job
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Train (unless scratch) and evaluate one (recipe, algorithm, ways) in this process; returns plain results."""
+    """Train (unless scratch) and evaluate one (recipe, algorithm, ways) in this process; returns plain results.
+
+    Resumable: the job keeps its results in ``<out>/job-result.json`` (rewritten after training and after each
+    setting), a run killed part way through training is resumed from its newest checkpoint, and a job whose file
+    holds every setting is not run again. Training time adds up over sittings (``<out>/train-sittings.json``)."""
     import torch
 
-    from metaxfer.engine import load_config, train
+    from metaxfer.engine import load_config, resume, train
     from metaxfer.engine.device import cpu_threads
+    from metaxfer.engine.files import atomic_write_json
+    from metaxfer.engine.runs import RUN_FILE, SittingClock
     from metaxfer.errors import MetaxferError
     from metaxfer.methods.crossdomain import parse_setting
-    from metaxfer.methods.meta_eval import evaluate_setting, load_model, model_from_config, resolve_target, \
-        write_record
+    from metaxfer.methods.meta_eval import evaluate_setting, load_model, model_from_config, resolve_target, write_record
 
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(job["threads"])
     out = Path(job["out"])
+    saved = _saved_result(job)
+    if saved is not None and not saved["errors"] and set(saved["records"]) >= set(job["settings"]):
+        return saved
     cfg = load_config(ROOT / RECIPES[job["recipe"]], job["overrides"])
     result: dict[str, Any] = {**{k: job[k] for k in ("recipe", "algorithm", "ways")}, "records": {}, "errors": {}}
+    if saved is not None and not saved["errors"]:
+        result.update(saved)
+    keep = out / JOB_FILE
+
+    def save() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(keep, {"job": _job_key(job), "result": result})
+
     start = time.perf_counter()
     try:
         if cfg.meta.algorithm == "scratch":
             model = model_from_config(cfg)
             result["train_s"], result["val_acc"] = 0.0, None
         else:
-            trained = train(cfg, out=out, progress_bar=False)
-            summary = json.loads((out / "summary.json").read_text())
-            result["train_s"] = summary["elapsed_s"]
-            result["val_acc"] = trained.best["value"] if trained.best else None
-            result["best_step"] = trained.best["step"] if trained.best else None
+            summary_path = out / "summary.json"
+            if not summary_path.exists():
+                with SittingClock(out / "train-sittings.json") as clock:
+                    if (out / RUN_FILE).exists():
+                        resume(out, progress_bar=False)
+                    else:
+                        train(cfg, out=out, progress_bar=False)
+                result["train_s"] = round(clock.write(), 1)
+            summary = json.loads(summary_path.read_text())
+            result.setdefault("train_s", SittingClock.recorded(out / "train-sittings.json") or summary["elapsed_s"])
+            best = summary.get("best")
+            result["val_acc"] = best["value"] if best else None
+            result["best_step"] = best["step"] if best else None
+            save()
             model = load_model(out)
         with cpu_threads(job["threads"]):
             target = resolve_target(model)
             for text in job["settings"]:
+                if text in result["records"]:
+                    continue
                 setting = parse_setting(text, queries=cfg.meta.eval.queries)
                 record = evaluate_setting(model, target, setting, episodes=job["episodes"], seed=cfg.meta.eval.seed,
                                           batch_size=cfg.meta.eval.batch_size)
                 write_record(out, record)
                 result["records"][text] = {k: record[k] for k in ("accuracy", "ci", "episodes", "seed", "fingerprint",
                                                                   "elapsed_s")}
+                save()
     except (MetaxferError, RuntimeError, ValueError) as exc:  # reported in the table, the other jobs go on
         result["errors"]["run"] = f"{type(exc).__name__}: {exc}"
-    result["wall_s"] = round(time.perf_counter() - start, 1)
+    result["wall_s"] = round(result.get("wall_s", 0.0) + time.perf_counter() - start, 1)
+    save()
     return result
+
+
+#: Each job's results, in its run folder: what makes the script resumable.
+JOB_FILE = "job-result.json"
+
+
+def _job_key(job: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a job's saved results to stand for it (its folder aside)."""
+    return {k: job[k] for k in ("recipe", "algorithm", "ways", "overrides", "episodes")}
+
+
+def _saved_result(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The results an earlier sitting saved for this very job, or None (none, or saved for other settings).
+
+    Raises:
+        SystemExit: The folder holds a job with other settings: the caller chose a folder of another invocation."""
+    path = Path(job["out"]) / JOB_FILE
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if saved["job"] != _job_key(job):
+        changed = sorted(k for k, v in _job_key(job).items() if saved["job"].get(k) != v)
+        raise SystemExit(f"{path} was written for other settings ({', '.join(changed)} differ): resume with the "
+                         "options of the invocation that made it, or choose another --out")
+    return saved["result"]
 
 
 # ------------------------------------------------------------------------------------------------- planning
@@ -197,7 +254,8 @@ def render(results: list[dict[str, Any]], shown: dict[str, dict[str, Any]], args
         f"shared with other work), torch {torch.__version__}; each run pinned to {args.threads} thread(s), "
         f"{args.workers} runs at a time; {wall / 60:.1f} min in all. Cells: accuracy on fixed target episodes, "
         "mean ± 95% confidence interval (%). Validation: mean accuracy on the source-validation episodes at the "
-        "selected (best) checkpoint. Train: seconds of training (engine time, validation included). "
+        "selected (best) checkpoint. Train: wall seconds of training (set-up and validation included, over every "
+        "sitting). "
         "Per-algorithm settings: `PRESETS` in benchmarks/meta_results.py; every run folder (config, metrics, "
         "checkpoints, `evaluation-*.json` with per-episode accuracies, episode seed and fingerprint) is kept under "
         f"`{args.out_root}`.",
@@ -256,7 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=None, help=f"target episodes (quick: {QUICK_EPISODES}; 600)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads per run")
     parser.add_argument("--workers", type=int, default=2, help="runs at a time")
-    parser.add_argument("--out", type=Path, default=None, help="folder of the runs")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder of the runs; an earlier invocation's folder resumes it (same options)")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results.md", help="file to write")
     parser.add_argument("--no-write", action="store_true", help="print the table instead of writing it")
     parser.add_argument("--render", type=Path, default=None,
@@ -280,18 +339,22 @@ def main(argv: list[str] | None = None) -> None:
     command = ".venv/bin/python benchmarks/meta_results.py " + " ".join(sys.argv[1:] if argv is None else argv)
     command = re.sub(r"\s+", " ", command).strip()
     jobs, shown = plan(args, root)
-    print(f"{len(jobs)} runs, {args.workers} at a time, {args.threads} thread(s) each -> {root}", flush=True)
-    start = time.perf_counter()
-    results = []
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        for r in pool.imap_unordered(run_job, jobs):
+    results = [saved for job in jobs if (saved := _saved_result(job)) is not None and not saved["errors"]
+               and set(saved["records"]) >= set(job["settings"])]
+    done = {(r["recipe"], r["algorithm"], r["ways"]) for r in results}
+    todo = [job for job in jobs if (job["recipe"], job["algorithm"], job["ways"]) not in done]
+    print(f"{len(jobs)} runs, {args.workers} at a time, {args.threads} thread(s) each -> {root}"
+          + (f" ({len(results)} done in earlier sittings)" if results else ""), flush=True)
+    from metaxfer.engine.runs import SittingClock
+
+    with SittingClock(root / "sittings.json") as clock, multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for r in pool.imap_unordered(run_job, todo):
             results.append(r)
             cells = ", ".join(f"{s} {_cell(rec)}" for s, rec in r["records"].items())
             problem = f" ERROR {r['errors']}" if r["errors"] else ""
             print(f"[{len(results)}/{len(jobs)}] {r['recipe']:8s} {r['algorithm']:11s} {r['wall_s']:6.0f} s  "
                   f"{cells}{problem}", flush=True)
-    wall = time.perf_counter() - start
-    root.mkdir(parents=True, exist_ok=True)
+    wall = clock.write()
     saved_args = {k: vars(args)[k] for k in ("quick", "steps", "episodes", "threads", "workers", "out_root",
                                              "recipes", "algorithms")}
     (root / "results.json").write_text(json.dumps({"command": command, "args": saved_args, "shown": shown,
