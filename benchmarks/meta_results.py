@@ -90,7 +90,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from metaxfer.engine import load_config, resume, train
     from metaxfer.engine.device import cpu_threads
     from metaxfer.engine.files import atomic_write_json
-    from metaxfer.engine.runs import RUN_FILE, SittingClock
+    from metaxfer.engine.runs import RUN_FILE, RunError, SittingClock
     from metaxfer.errors import MetaxferError
     from metaxfer.methods.crossdomain import parse_setting
     from metaxfer.methods.meta_eval import evaluate_setting, load_model, model_from_config, resolve_target, write_record
@@ -121,10 +121,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             if not summary_path.exists():
                 with SittingClock(out / "train-sittings.json") as clock:
                     if (out / RUN_FILE).exists():
-                        resume(out, progress_bar=False)
+                        ended = resume(out, progress_bar=False)
                     else:
-                        train(cfg, out=out, progress_bar=False)
+                        ended = train(cfg, out=out, progress_bar=False)
                 result["train_s"] = round(clock.write(), 1)
+                if ended.state != "finished":
+                    raise RunError(f"training stopped at step {ended.step} ({ended.state}); run the same command "
+                                   f"with --out {out.parents[1]} to resume it")
             summary = json.loads(summary_path.read_text())
             result.setdefault("train_s", SittingClock.recorded(out / "train-sittings.json") or summary["elapsed_s"])
             best = summary.get("best")
