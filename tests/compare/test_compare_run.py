@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import sys
@@ -100,6 +102,7 @@ def test_overrides_apply_and_unknown_keys_are_named(tmp_path):
         (lambda r: r["trainings"]["maml"].update(config="missing.yaml"), "missing.yaml not found"),
         (lambda r: r["paths"][1].update(augment={"kind": "run", "training": "ghost"}), "augment.training 'ghost'"),
         (lambda r: r["paths"][1].update(augment={"kind": "paint"}), "augment.kind 'paint'"),
+        (lambda r: r["paths"][1].update(augment={"kind": "classic", "made_weight": 0}), "made_weight must be a pos"),
         (lambda r: r.update(paths=[]), "no paths"),
     ],
 )
@@ -108,6 +111,25 @@ def test_broken_recipes_are_refused_with_the_reason(tmp_path, edit, message):
     edit(data)
     with pytest.raises(ConfigError, match=message):
         load_recipe(str(write_recipe(tmp_path, data)))
+
+
+def test_made_weight_enters_the_score_key_only_when_it_is_not_1(tmp_path):
+    from metaxfer.compare.runner import _path_key
+
+    data = recipe_dict()
+    data["paths"][1]["augment"] = {"kind": "classic", "per_class": 2}
+    recipe = load_recipe(str(write_recipe(tmp_path, data)))
+    spec = recipe.paths[1]
+    assert spec.augment.made_weight == 1.0
+    key = _path_key(spec, "quick", "fp", recipe)
+    # the key of a recipe written before made_weight existed: the same payload without the field
+    old = dataclasses.asdict(spec)
+    del old["augment"]["made_weight"]
+    payload = {"path": old, "size": "quick", "fingerprint": "fp",
+               "trainings": {"protonet": dataclasses.asdict(recipe.trainings["protonet"])}}
+    assert key == hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    lighter = dataclasses.replace(spec, augment=dataclasses.replace(spec.augment, made_weight=0.5))
+    assert _path_key(lighter, "quick", "fp", recipe) != key
 
 
 def test_unknown_recipe_lists_the_known_ones():

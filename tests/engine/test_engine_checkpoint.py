@@ -129,6 +129,18 @@ def test_checkpoint_from_another_config_is_a_clear_error(tmp_path):
     ck.load_checkpoint(path, config=_config("device=cpu"))  # the device may change on resume
 
 
+def test_checkpoint_of_an_older_schema_matches_the_new_keys_at_their_defaults(tmp_path):
+    """A key added to the config schema after a checkpoint was written counts as its default (new options default
+    to the old behaviour): the checkpoint matches a config that leaves it there, and not one that changes it."""
+    _, _, state = _trained_state()
+    older = _config()
+    del older["train"]["min_lr_ratio"]  # as if the checkpoint predates the option (tiny.yaml leaves it at 0)
+    path = ck.save_checkpoint(tmp_path, 1, config=older, state=state)
+    ck.load_checkpoint(path, config=_config())
+    with pytest.raises(ck.CheckpointError, match=r"train.min_lr_ratio: 0.0 != 0.1"):
+        ck.load_checkpoint(path, config=_config("train.min_lr_ratio=0.1"))
+
+
 def test_checkpoint_of_another_format_is_a_clear_error(tmp_path):
     _, _, state = _trained_state()
     path = ck.save_checkpoint(tmp_path, 1, config=_config(), state=state)

@@ -87,6 +87,22 @@ def test_augment_episode_puts_each_class_real_shots_first(episode: Episode) -> N
     assert bigger.query_x is episode.query_x and bigger.class_keys == episode.class_keys
 
 
+def test_augment_episode_weighs_made_images_as_asked(episode: Episode) -> None:
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain = augment_episode(episode, AUGMENTERS["classic"](), per_class=2, generator=g())
+    assert plain.support_weight is None  # weight 1: no weights at all, every algorithm takes the episode
+    light = augment_episode(episode, AUGMENTERS["classic"](), per_class=2, generator=g(), made_weight=0.25)
+    assert torch.equal(light.support_x, plain.support_x)
+    assert light.support_weight.tolist() == [1.0] * SHOTS + [0.25] * 2 + [1.0] * SHOTS + [0.25] * 2 \
+        + [1.0] * SHOTS + [0.25] * 2
+    again = augment_episode(light, AUGMENTERS["classic"](), per_class=1, generator=g())  # earlier weights are kept
+    assert again.support_weight.tolist()[: SHOTS + 3] == [1.0] * SHOTS + [0.25] * 2 + [1.0]
+    assert light.to("cpu").support_weight.tolist() == light.support_weight.tolist()
+    for bad in (0.0, -1.0, float("nan"), "0.5"):
+        with pytest.raises(EpisodeError, match="made_weight must be a positive number"):
+            augment_episode(episode, AUGMENTERS["classic"](), per_class=2, generator=g(), made_weight=bad)
+
+
 def test_bad_input_says_how_to_fix_it(episode: Episode) -> None:
     augmenter = AUGMENTERS["meta-gan"]()
     g = torch.Generator().manual_seed(0)

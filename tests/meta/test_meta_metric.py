@@ -3,11 +3,14 @@ per-task computation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from metaxfer.data import EpisodeSampler, create_domain
+from metaxfer.errors import EpisodeError
 from metaxfer.meta import MatchingNetwork, ProtoNet, create_algorithm, squared_distances
 from metaxfer.models import NormPlan, create_backbone
 
@@ -43,6 +46,47 @@ def test_protonet_logits_are_negative_squared_distances_to_class_means(sampler, 
         losses.append(F.cross_entropy(expected, episode.query_y))
     out = algo.meta_loss(episodes)
     assert float(out.loss.detach()) == pytest.approx(float(torch.stack(losses).detach().mean()), rel=1e-10)
+
+
+@pytest.mark.parametrize("norm", ["support", "transductive"])
+def test_protonet_with_support_weights_uses_weighted_class_means(sampler, norm: str) -> None:
+    torch.manual_seed(0)
+    net = create_backbone("conv4", hidden=6, image_size=16, norm=norm).double()
+    algo = ProtoNet(net)
+    plain = [sampler.sample() for _ in range(2)]
+    weights = [torch.rand(e.support_y.shape, generator=torch.Generator().manual_seed(i)) + 0.1
+               for i, e in enumerate(plain)]
+    weighted = [dataclasses.replace(e, support_weight=w) for e, w in zip(plain, weights)]
+    mixed = [weighted[0], plain[1]]  # a meta-batch where one episode has no weights: that one weighs all shots 1
+    for got, episode, w in zip(algo.predict_batch(mixed), mixed, [weights[0], torch.ones(plain[1].support_y.shape)]):
+        fs, fq = features(net, episode, norm)
+        w = w.double()
+        means = torch.stack([(w[episode.support_y == c, None] * fs[episode.support_y == c]).sum(0)
+                             / w[episode.support_y == c].sum() for c in range(episode.ways)])
+        expected = -torch.stack([((fq - m) ** 2).sum(-1) for m in means], dim=1)
+        assert torch.allclose(got, expected, rtol=1e-10, atol=1e-10)
+    ones = dataclasses.replace(plain[0], support_weight=torch.ones(plain[0].support_y.shape))
+    assert torch.allclose(algo.predict(ones), algo.predict(plain[0]), rtol=1e-12, atol=1e-12)
+    out = algo.meta_loss(weighted)  # meta-training takes weights too, and its loss has a gradient
+    out.loss.backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_support_weights_are_refused_where_they_would_be_ignored(sampler) -> None:
+    episode = sampler.sample()
+    weighted = dataclasses.replace(episode, support_weight=torch.full(episode.support_y.shape, 0.5))
+    maml = create_algorithm("maml", backbone="conv4", ways=4, image_size=16, backbone_kwargs={"hidden": 4})
+    with pytest.raises(EpisodeError, match="MAML does not weigh support images.*made_weight=1.*protonet"):
+        maml.predict(weighted)
+    proto = ProtoNet(create_backbone("conv4", hidden=4, image_size=16))
+    with pytest.raises(EpisodeError, match="finite and non-negative"):
+        proto.predict(dataclasses.replace(episode, support_weight=torch.full(episode.support_y.shape, -1.0)))
+    with pytest.raises(EpisodeError, match="shaped like support_y"):
+        proto.predict(dataclasses.replace(episode, support_weight=torch.ones(3)))
+    zero_class = torch.ones(episode.support_y.shape)
+    zero_class[episode.support_y == 1] = 0.0
+    with pytest.raises(EpisodeError, match="only ones of weight 0"):
+        proto.predict(dataclasses.replace(episode, support_weight=zero_class))
 
 
 def test_squared_distances_brute_force() -> None:

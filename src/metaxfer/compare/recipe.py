@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,12 +115,16 @@ class AugmentSpec:
         training: The training the augmenter comes from (``kind: run``).
         per_class: Generated images per class and episode.
         options: Extra keyword arguments of the augmenter (e.g. adaptation steps).
+        made_weight: Weight of a generated image against a real shot's 1 in the classifier's adaptation (below 1:
+            the real shots count more); only classifiers that weigh support images take another value than 1
+            (ProtoNets: weighted class means).
     """
 
     kind: str = "run"
     training: str = ""
     per_class: int = 5
     options: dict[str, Any] = field(default_factory=dict)
+    made_weight: float = 1.0
 
 
 @dataclass
@@ -266,6 +271,9 @@ class Recipe:
                                   f"the recipe ({', '.join(self.trainings) or 'none'})")
             if a.per_class < 1:
                 raise ConfigError(f"{where}: path {p.name!r}: augment.per_class must be >= 1")
+            if not math.isfinite(a.made_weight) or a.made_weight <= 0:
+                raise ConfigError(f"{where}: path {p.name!r}: augment.made_weight must be a positive number (a "
+                                  f"generated image's weight against a real shot's 1), got {a.made_weight}")
 
 
 def recipe_dirs() -> list[Path]:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from metaxfer import report
-from metaxfer.compare.recipe import SIZES, ClassifierSpec, PathSpec, Recipe, recipe_summary
+from metaxfer.compare.recipe import SIZES, AugmentSpec, ClassifierSpec, PathSpec, Recipe, recipe_summary
 from metaxfer.data.episodes import Episode
 from metaxfer.data.grid import image_grid, save_image
 from metaxfer.engine import session
@@ -218,11 +218,12 @@ def _episode_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * (seed + 1) + index)
 
 
-def _augmented(episodes: list[Episode], augmenter: Any, *, per_class: int, seed: int) -> Iterator[Episode]:
+def _augmented(episodes: list[Episode], augmenter: Any, *, spec: AugmentSpec, seed: int) -> Iterator[Episode]:
     from metaxfer.gan.support import augment_episode
 
     for i, e in enumerate(episodes):
-        yield augment_episode(e, augmenter, per_class=per_class, generator=_episode_generator(seed, i))
+        yield augment_episode(e, augmenter, per_class=spec.per_class, generator=_episode_generator(seed, i),
+                              made_weight=spec.made_weight)
 
 
 def _picture(episode: Episode, augmented: Episode, *, title: str) -> Any:
@@ -240,8 +241,11 @@ def _picture(episode: Episode, augmented: Episode, *, title: str) -> Any:
 
 
 def _path_key(spec: PathSpec, size: str, fingerprint: str, recipe: Recipe) -> str:
+    path = dataclasses.asdict(spec)
+    if path["augment"] is not None and path["augment"]["made_weight"] == 1.0:
+        del path["augment"]["made_weight"]  # the default: keys written before the field existed stay valid
     payload = {
-        "path": dataclasses.asdict(spec),
+        "path": path,
         "size": size,
         "fingerprint": fingerprint,
         "trainings": {t: dataclasses.asdict(recipe.trainings[t]) for t in recipe.trainings_used([spec])},
@@ -261,11 +265,11 @@ def _score_path(recipe: Recipe, spec: PathSpec, *, target: _Target, size: str, o
     start = time.perf_counter()
     stream: Any = episodes
     if spec.augment is not None:
-        stream = _augmented(episodes, augmenter, per_class=spec.augment.per_class, seed=recipe.target.seed)
+        stream = _augmented(episodes, augmenter, spec=spec.augment, seed=recipe.target.seed)
     result = evaluate(model.algorithm, _progress(stream, total=len(episodes), name=spec.name, bar=bar))
     elapsed = time.perf_counter() - start
     if spec.augment is not None:
-        first = next(_augmented(episodes[:1], augmenter, per_class=spec.augment.per_class, seed=recipe.target.seed))
+        first = next(_augmented(episodes[:1], augmenter, spec=spec.augment, seed=recipe.target.seed))
         rel = f"paths/{spec.name}/episode0.png"
         save_image(_picture(episodes[0], first, title=f"{spec.name}: episode 0, real shots then generated"),
                    out / rel)

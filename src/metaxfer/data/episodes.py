@@ -36,6 +36,9 @@ class Episode:
         class_keys: The N classes' stable keys (shared by both domains of a cross-domain episode).
         domain: Name of the domain the support set comes from.
         query_domain: Name of the domain the query set comes from (equal to ``domain`` within one domain).
+        support_weight: float (N*K,) weight of each support image, or ``None`` (all weigh 1). Set by
+            :func:`metaxfer.gan.support.augment_episode` to weigh generated images less than the real shots; only
+            algorithms with ``weighted_support`` (ProtoNets: weighted class means) accept it.
     """
 
     support_x: torch.Tensor
@@ -46,6 +49,7 @@ class Episode:
     class_keys: list[str]
     domain: str
     query_domain: str
+    support_weight: torch.Tensor | None = None
 
     @property
     def ways(self) -> int:
@@ -70,6 +74,7 @@ class Episode:
             class_keys=self.class_keys,
             domain=self.domain,
             query_domain=self.query_domain,
+            support_weight=None if self.support_weight is None else self.support_weight.to(device),
         )
 
 

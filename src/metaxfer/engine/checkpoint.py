@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import metaxfer
-from metaxfer.engine.config import config_diff
+from metaxfer.engine.config import ConfigError, config_diff, config_to_dict, load_config
 from metaxfer.engine.files import OutputError, atomic_write_json, fsync_dir, is_disk_full
 from metaxfer.engine.state import StateError, decode_state, encode_state
 from metaxfer.errors import MetaxferError
@@ -158,6 +158,18 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _with_defaults(written: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config with the keys added to the schema since it was written, at their defaults.
+
+    A new option defaults to the behaviour before it existed, so a checkpoint of an older metaxfer matches a config
+    that leaves the option at its default, and differs from one that sets it. A config the schema no longer reads
+    (a key since removed) is compared as written."""
+    try:
+        return config_to_dict(load_config(written))
+    except ConfigError:
+        return written
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], *, config: Mapping[str, Any] | None = None, ignore: Sequence[str] = RESUME_IGNORED_KEYS
 ) -> Checkpoint:
@@ -199,7 +211,7 @@ def load_checkpoint(
             f"expected {doc.get('tensors_bytes')}"
         )
     if config is not None:
-        diff = config_diff(doc["config"], config, ignore=ignore)
+        diff = config_diff(_with_defaults(doc["config"]), config, ignore=ignore)
         if diff:
             raise CheckpointError(
                 f"checkpoint {path} was written with another config; differences (checkpoint != current): "

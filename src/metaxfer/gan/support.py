@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -117,7 +118,7 @@ def _per_class(support_x: torch.Tensor, counts: list[int]) -> list[torch.Tensor]
 
 
 def augment_episode(episode: Episode, augmenter: SupportAugmenter, *, per_class: int,
-                    generator: torch.Generator) -> Episode:
+                    generator: torch.Generator, made_weight: float = 1.0) -> Episode:
     """The episode with ``per_class`` generated images added to each class of its support set.
 
     Each class keeps its real shots first, followed by its generated images, so the result is grouped by class
@@ -128,13 +129,20 @@ def augment_episode(episode: Episode, augmenter: SupportAugmenter, *, per_class:
         augmenter: Any :class:`SupportAugmenter`.
         per_class: Generated images per class.
         generator: Source of the augmenter's randomness.
+        made_weight: Weight of each generated image against a real shot's 1 (``Episode.support_weight``; only
+            algorithms that weigh support images accept an episode with weights). With 1 (the default) the episode
+            gets no weights, unless it had some (its real shots then keep theirs).
 
     Returns:
         A new :class:`~metaxfer.data.episodes.Episode`.
 
     Raises:
-        EpisodeError: The augmenter returned images of another shape, dtype or order.
+        EpisodeError: The augmenter returned images of another shape, dtype or order, or ``made_weight`` is not a
+            positive finite number.
     """
+    if not isinstance(made_weight, (int, float)) or not math.isfinite(made_weight) or made_weight <= 0:
+        raise EpisodeError(f"augment_episode: made_weight must be a positive number (the weight of a generated "
+                           f"image against a real shot's 1), got {made_weight!r}")
     counts = check_support(episode.support_x, episode.support_y, per_class=per_class, who="augment_episode")
     fake_x, fake_y = augmenter.augment(episode.support_x, episode.support_y, per_class=per_class, generator=generator)
     ways = len(counts)
@@ -149,14 +157,18 @@ def augment_episode(episode: Episode, augmenter: SupportAugmenter, *, per_class:
             "0..N-1 each repeated per_class times"
         )
     real_parts, fake_parts = _per_class(episode.support_x, counts), list(fake_x.cpu().split(per_class))
-    xs, ys = [], []
+    weighted = made_weight != 1 or episode.support_weight is not None
+    real_w = (episode.support_weight.cpu().float() if episode.support_weight is not None
+              else torch.ones(episode.support_y.shape)).split(counts)
+    xs, ys, ws = [], [], []
     for k in range(ways):
         xs += [real_parts[k], fake_parts[k]]
         ys.append(torch.full((counts[k] + per_class,), k, dtype=torch.int64))
+        ws += [real_w[k], torch.full((per_class,), float(made_weight))]
     return Episode(
         support_x=torch.cat(xs), support_y=torch.cat(ys), query_x=episode.query_x, query_y=episode.query_y,
         classes=episode.classes, class_keys=list(episode.class_keys), domain=episode.domain,
-        query_domain=episode.query_domain,
+        query_domain=episode.query_domain, support_weight=torch.cat(ws) if weighted else None,
     )
 
 

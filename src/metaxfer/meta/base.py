@@ -91,6 +91,8 @@ class MetaAlgorithm(nn.Module):
             reads (``"running"`` batch norm, which writes its buffers, always runs the tasks one by one).
         uses_way_head: Whether the backbone's head has one output per way (the MAML family); episodes of another
             number of ways are then refused with an error that says how to fix it.
+        weighted_support: Whether the algorithm honours :attr:`Episode.support_weight` (episodes with weights are
+            refused by the others, so that no weight is silently ignored).
         default_optimizer: Outer optimiser used when none is given (``"adam"`` or ``"sgd"``).
         default_outer_lr: Outer learning rate used when none is given.
 
@@ -108,6 +110,7 @@ class MetaAlgorithm(nn.Module):
     separable: ClassVar[bool] = False
     parallel_tasks: ClassVar[bool] = False
     uses_way_head: ClassVar[bool] = True
+    weighted_support: ClassVar[bool] = False
     default_optimizer: ClassVar[str] = "adam"
     default_outer_lr: ClassVar[float] = 1e-3
 
@@ -162,13 +165,29 @@ class MetaAlgorithm(nn.Module):
     def task(self, episode: Episode) -> Task:
         """One episode as network input (on the algorithm's device and dtype), after checking its ways."""
         self._check_ways(episode)
+        self._check_weights(episode)
         return episode_task(episode, like=self.reference, normalize=self.normalize)
 
     def task_batch(self, episodes: Sequence[Episode]) -> TaskBatch:
         """A meta-batch of equally shaped episodes as network input."""
         for e in episodes:
             self._check_ways(e)
+            self._check_weights(e)
         return stack_tasks(episodes, like=self.reference, normalize=self.normalize)
+
+    def _check_weights(self, episode: Episode) -> None:
+        if episode.support_weight is None:
+            return
+        if not self.weighted_support:
+            raise EpisodeError(
+                f"{type(self).__name__} does not weigh support images, but the episode has support weights (e.g. "
+                "from augment_episode's made_weight): use made_weight=1, or an algorithm that weighs them (protonet)"
+            )
+        w = episode.support_weight
+        if tuple(w.shape) != tuple(episode.support_y.shape) or not bool(torch.isfinite(w).all()) \
+                or bool((w < 0).any()):
+            raise EpisodeError(f"support_weight must be finite and non-negative, shaped like support_y "
+                               f"{tuple(episode.support_y.shape)}; got shape {tuple(w.shape)}")
 
     def _check_ways(self, episode: Episode) -> None:
         head = getattr(self.backbone, "num_classes", 0) if self.uses_way_head else 0

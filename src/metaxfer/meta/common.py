@@ -77,6 +77,7 @@ class Task:
         query_x: Float images (Q, C, H, W).
         query_y: Labels (Q,).
         ways: Number of classes N.
+        support_weight: Weights (S,) of the support images, or ``None`` (all 1).
     """
 
     support_x: torch.Tensor
@@ -84,6 +85,7 @@ class Task:
     query_x: torch.Tensor
     query_y: torch.Tensor
     ways: int
+    support_weight: torch.Tensor | None = None
 
 
 @dataclass
@@ -93,6 +95,7 @@ class TaskBatch:
     Attributes:
         support_x: (T, S, C, H, W). support_y: (T, S). query_x: (T, Q, C, H, W). query_y: (T, Q).
         ways: Number of classes N of every task.
+        support_weight: (T, S) weights of the support images, or ``None`` (all 1).
     """
 
     support_x: torch.Tensor
@@ -100,6 +103,7 @@ class TaskBatch:
     query_x: torch.Tensor
     query_y: torch.Tensor
     ways: int
+    support_weight: torch.Tensor | None = None
 
     @property
     def tasks(self) -> int:
@@ -127,6 +131,7 @@ def episode_task(episode: Episode, *, like: torch.Tensor, normalize: Normalizati
         query_x=prepare_images(episode.query_x, like=like, normalize=normalize),
         query_y=episode.query_y.to(dev),
         ways=episode.ways,
+        support_weight=None if episode.support_weight is None else episode.support_weight.to(dev, like.dtype),
     )
 
 
@@ -159,7 +164,16 @@ def stack_tasks(episodes: Sequence[Episode], *, like: torch.Tensor, normalize: N
         query_x=prepare_images(torch.stack([e.query_x for e in eps]), like=like, normalize=normalize),
         query_y=torch.stack([e.query_y for e in eps]).to(dev),
         ways=eps[0].ways,
+        support_weight=_stacked_weights(eps, like=like),
     )
+
+
+def _stacked_weights(episodes: Sequence[Episode], *, like: torch.Tensor) -> torch.Tensor | None:
+    """(T, S) support weights of a meta-batch (1 for an episode without them), or ``None`` when none has any."""
+    if all(e.support_weight is None for e in episodes):
+        return None
+    return torch.stack([torch.ones(e.support_y.shape, dtype=like.dtype) if e.support_weight is None
+                        else e.support_weight.to("cpu", like.dtype) for e in episodes]).to(like.device)
 
 
 def forward_logits(
@@ -291,6 +305,7 @@ def _task_slice(batch: TaskBatch, i: int) -> TaskBatch:
         query_x=batch.query_x[i : i + 1],
         query_y=batch.query_y[i : i + 1],
         ways=batch.ways,
+        support_weight=None if batch.support_weight is None else batch.support_weight[i : i + 1],
     )
 
 
@@ -326,24 +341,29 @@ def embed_tasks(backbone: nn.Module, batch: TaskBatch) -> tuple[torch.Tensor, to
     return f[:, :s], f[:, s:]
 
 
-def prototypes(features: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
-    """Class means of support features, per task.
+def prototypes(features: torch.Tensor, labels: torch.Tensor, ways: int,
+               weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Class means of support features, per task; weighted means with ``weights``.
 
     Args:
         features: (T, S, D).
         labels: (T, S) in [0, ways).
         ways: N.
+        weights: (T, S) non-negative weights of the support examples, or ``None`` (all 1).
 
     Returns:
-        Prototypes (T, N, D).
+        Prototypes (T, N, D): ``p_k = sum_i w_i f_i / sum_i w_i`` over the examples ``i`` of class ``k``.
 
     Raises:
-        EpisodeError: A class has no support example.
+        EpisodeError: A class has no support example, or its weights sum to 0.
     """
     onehot = F.one_hot(labels, ways).to(features.dtype).transpose(1, 2)  # (T, N, S)
+    if weights is not None:
+        onehot = onehot * weights.to(features.dtype).unsqueeze(1)
     counts = onehot.sum(-1, keepdim=True)
-    if bool((counts == 0).any()):
-        raise EpisodeError("a class of the episode has no support example; every class needs at least one shot")
+    if bool((counts <= 0).any()):
+        raise EpisodeError("a class of the episode has no support example (or only ones of weight 0); every class "
+                           "needs at least one shot of positive weight")
     return torch.bmm(onehot, features) / counts
 
 

@@ -52,6 +52,7 @@ class ProtoNet(MetaAlgorithm):
     separable = True
     parallel_tasks = True
     uses_way_head = False
+    weighted_support = True
 
     def __init__(self, backbone: nn.Module, **kwargs: Any) -> None:
         super().__init__(backbone, **kwargs)
@@ -64,10 +65,11 @@ class ProtoNet(MetaAlgorithm):
         """Query logits of stacked tasks.
 
         Returns:
-            (T, Q, N): negative squared distances to the class prototypes.
+            (T, Q, N): negative squared distances to the class prototypes (weighted class means where the tasks
+            have support weights).
         """
         fs, fq = embed_tasks(self.backbone, batch)
-        return -squared_distances(fq, prototypes(fs, batch.support_y, batch.ways))
+        return -squared_distances(fq, prototypes(fs, batch.support_y, batch.ways, batch.support_weight))
 
     def meta_loss(self, episodes: Episode | Sequence[Episode]) -> MetaOutput:
         batch = self.task_batch(as_episode_list(episodes))

@@ -1,0 +1,134 @@
+"""Does weighing generated support images less than the real shots stop them from hurting ProtoNet?
+
+The finished comparisons of ``benchmarks/run_results.py`` show every GAN- or augmentation-enlarged support set
+lowering ProtoNet's accuracy. This script scores each enlarged ProtoNet path of a recipe again with the generated
+images weighing ``w`` (``augment.made_weight``: weighted class means, the real shots weigh 1) for each ``--weights``
+value, on the same target episodes, and prints, for each, the accuracy and the paired difference against ProtoNet
+alone. Weight 1 is the path as the comparison scored it.
+
+    .venv/bin/python benchmarks/support_weights.py                               # every recipe, full size
+    .venv/bin/python benchmarks/support_weights.py --recipes glyphs --size default --weights 0.5 0.1
+    .venv/bin/python benchmarks/support_weights.py --augments classic dagan meta-gan   # meta-GAN: ~12 min a weight
+
+It needs the comparison folder ``runs/results/<recipe>-<size>`` (``benchmarks/run_results.py --size <size>``),
+whose trainings it reuses (read only, through a link) and whose ProtoNet and weight-1 scores it copies; its own
+runs stay in ``runs/support-weights/<recipe>-<size>`` (run again, it reuses what it scored). The tables go into
+docs/results.md (section ``support-weights``) unless ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from metaxfer.compare import load_recipe, run_comparison
+from metaxfer.compare.recipe import PathSpec, Recipe
+from metaxfer.compare.runner import PathResult
+from metaxfer.meta.evaluation import confidence_interval
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import write_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Augment kinds swept by default: the cheap ones (classic augmentation, DAGAN); ``meta-gan`` and ``scratch-gan``
+#: adapt or train a GAN per class and episode (about 12 min per weight at full size).
+DEFAULT_AUGMENTS = ("classic", "dagan")
+
+
+def _kind(spec: PathSpec) -> str:
+    """``classic``, ``dagan``, ``meta-gan``, ``scratch-gan``: the augmenter behind a path, as its name says."""
+    assert spec.augment is not None
+    return spec.augment.kind if spec.augment.kind != "run" else spec.name.split("+", 1)[1]
+
+
+def plan(recipe: Recipe, *, weights: list[float], augments: list[str]) -> tuple[str, list[PathSpec]]:
+    """ProtoNet's path name and the weighted variants of its enlarged paths (weight 1 keeps the path's name)."""
+    plain = [p for p in recipe.paths if p.augment is None and p.classifier.training == "protonet"]
+    if not plain:
+        raise SystemExit(f"recipe {recipe.name} has no ProtoNet path without augmentation to compare with")
+    out = [plain[0]]
+    for spec in recipe.paths:
+        if spec.augment is None or spec.classifier.training != "protonet" or _kind(spec) not in augments:
+            continue
+        for w in weights:
+            name = spec.name if w == 1 else f"{spec.name}@w{w:g}"
+            out.append(dataclasses.replace(spec, name=name,
+                                           augment=dataclasses.replace(spec.augment, made_weight=float(w))))
+    return plain[0].name, out
+
+
+def prepare(source: Path, work: Path, names: list[str]) -> None:
+    """The work folder: a link to the source comparison's trainings, and its scores of the unchanged paths."""
+    if not (source / "comparison.json").is_file():
+        raise SystemExit(f"{source} holds no finished comparison; run benchmarks/run_results.py with that recipe and "
+                         "size first")
+    work.mkdir(parents=True, exist_ok=True)
+    link = work / "trainings"
+    if not link.exists():
+        link.symlink_to((source / "trainings").resolve(), target_is_directory=True)
+    for name in names:
+        found = source / "paths" / name
+        if (found / "result.json").is_file() and not (work / "paths" / name / "result.json").is_file():
+            shutil.copytree(found, work / "paths" / name, dirs_exist_ok=True)  # its score and pictures
+
+
+def table(recipe: Recipe, size: str, results: list[PathResult], reference: str, specs: list[PathSpec],
+          minutes: float) -> str:
+    by_name = {r.name: r for r in results}
+    ref = by_name[reference]
+    lines = [f"### {recipe.title or recipe.name} ({size} size)", "",
+             f"{ref.episodes} target episodes; {reference} alone: {100 * ref.accuracy:.1f} ± {100 * ref.ci95:.1f}. "
+             f"Paired difference: the path minus {reference}, per episode, mean ± 95% CI. {minutes:.1f} min.", "",
+             "| path | made weight | accuracy | − " + reference + " |", "|---|---|---|---|"]
+    for spec in specs[1:]:
+        r = by_name[spec.name]
+        diff, half = confidence_interval([a - b for a, b in zip(r.accuracies, ref.accuracies)])
+        base = spec.name.split("@", 1)[0]
+        lines.append(f"| {base} | {spec.augment.made_weight:g} | {100 * r.accuracy:.1f} ± {100 * r.ci95:.1f} | "
+                     f"{100 * diff:+.1f} ± {100 * half:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipes", nargs="+", default=["digits", "glyphs", "omniglot"])
+    parser.add_argument("--size", default="full", choices=("quick", "default", "full"))
+    parser.add_argument("--weights", nargs="+", type=float, default=[1.0, 0.5, 0.2, 0.05])
+    parser.add_argument("--augments", nargs="+", default=list(DEFAULT_AUGMENTS),
+                        choices=("classic", "dagan", "meta-gan", "scratch-gan"))
+    parser.add_argument("--source", type=Path, default=ROOT / "runs" / "results", help="parent of the comparisons")
+    parser.add_argument("--root", type=Path, default=ROOT / "runs" / "support-weights", help="parent of its runs")
+    parser.add_argument("--no-write", action="store_true", help="print the tables, leave docs/results.md alone")
+    args = parser.parse_args(argv)
+    if any(w <= 0 for w in args.weights):
+        parser.error("--weights must be positive (a generated image's weight against a real shot's 1)")
+    command = ".venv/bin/python benchmarks/support_weights.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    sections = []
+    for name in args.recipes:
+        recipe = load_recipe(name)
+        reference, specs = plan(recipe, weights=args.weights, augments=args.augments)
+        work = args.root / f"{name}-{args.size}"
+        prepare(args.source / f"{name}-{args.size}", work, [s.name for s in specs])
+        start = time.perf_counter()
+        comparison = run_comparison(dataclasses.replace(recipe, paths=specs), out=work, size=args.size, say=print,
+                                    device="cpu", workers=1, command=command)
+        sections.append(table(recipe, args.size, comparison.results, reference, specs,
+                              (time.perf_counter() - start) / 60))
+        print(sections[-1], flush=True)
+    header = (f"Produced by `{command}`: each enlarged ProtoNet path again with its generated images weighing less "
+              "than the real shots in the class means (`augment.made_weight`); trainings and target episodes are "
+              "those of the recipe's comparison in docs/results.md, so weight 1 repeats its row.")
+    if not args.no_write:
+        write_section("support-weights", "\n\n".join([header, *sections]),
+                      heading="Weighing generated support images")
+        print(json.dumps({"wrote": "docs/results.md", "section": "support-weights"}))
+
+
+if __name__ == "__main__":
+    main()
