@@ -78,6 +78,42 @@ def prepare(source: Path, work: Path, names: list[str]) -> None:
             shutil.copytree(found, work / "paths" / name, dirs_exist_ok=True)  # its score and pictures
 
 
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value and key != "options":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def pin_trainings(recipe: Recipe, specs: list[PathSpec], *, size: str, source: Path) -> Recipe:
+    """The recipe with each training's config pinned to what the source comparison trained.
+
+    A recipe's config may have changed since its comparison ran (e.g. a new evaluation option of the DAGAN run), and
+    the runner refuses a training folder of another config. The values the trainings were run with are added as
+    overrides (printed), so the augmenters are read from those very runs; a path whose training was pinned is scored
+    again at weight 1 too (its score key names the overrides)."""
+    from metaxfer.compare.runner import _training_config
+    from metaxfer.engine.config import config_to_dict, load_config
+
+    trainings = dict(recipe.trainings)
+    for name in recipe.trainings_used(specs):
+        written = source / "trainings" / name / "config.yaml"
+        if not written.is_file():
+            continue
+        old = _flat(config_to_dict(load_config(written)))
+        new = _flat(config_to_dict(_training_config(recipe, name, size, "cpu")))
+        pins = [f"{k}={json.dumps(v)}" for k, v in old.items()
+                if k not in ("device", "threads") and k in new and new[k] != v]
+        if pins:
+            print(f"training {name}: pinned to the config it was trained with: {' '.join(pins)}", flush=True)
+            field = size if size in ("quick", "full") else "overrides"  # after the size's own overrides
+            trainings[name] = dataclasses.replace(trainings[name], **{field: [*getattr(trainings[name], field), *pins]})
+    return dataclasses.replace(recipe, trainings=trainings)
+
+
 def table(recipe: Recipe, size: str, results: list[PathResult], reference: str, specs: list[PathSpec],
           minutes: float) -> str:
     by_name = {r.name: r for r in results}
@@ -113,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.recipes:
         recipe = load_recipe(name)
         reference, specs = plan(recipe, weights=args.weights, augments=args.augments)
-        work = args.root / f"{name}-{args.size}"
-        prepare(args.source / f"{name}-{args.size}", work, [s.name for s in specs])
+        work, source = args.root / f"{name}-{args.size}", args.source / f"{name}-{args.size}"
+        prepare(source, work, [s.name for s in specs])
+        recipe = pin_trainings(recipe, specs, size=args.size, source=source)
         start = time.perf_counter()
         comparison = run_comparison(dataclasses.replace(recipe, paths=specs), out=work, size=args.size, say=print,
                                     device="cpu", workers=1, command=command)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from metaxfer.data import EpisodeSampler, create_domain
 from metaxfer.errors import EpisodeError
 from metaxfer.meta import MatchingNetwork, ProtoNet, create_algorithm, squared_distances
+from metaxfer.meta.common import weighted_cross_entropy
 from metaxfer.models import NormPlan, create_backbone
 
 
@@ -70,6 +71,51 @@ def test_protonet_with_support_weights_uses_weighted_class_means(sampler, norm: 
     out = algo.meta_loss(weighted)  # meta-training takes weights too, and its loss has a gradient
     out.loss.backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_matching_network_with_support_weights_attends_in_proportion_to_them(sampler) -> None:
+    torch.manual_seed(0)
+    net = create_backbone("conv4", hidden=6, image_size=16).double()
+    algo = MatchingNetwork(net, scale=3.0)
+    episode = sampler.sample()
+    w = torch.rand(episode.support_y.shape, generator=torch.Generator().manual_seed(1)) + 0.1
+    got = algo.predict(dataclasses.replace(episode, support_weight=w))
+    fs, fq = features(net, episode, "support")
+    attention = w.double() * torch.exp(3.0 * F.cosine_similarity(fq.unsqueeze(1), fs.unsqueeze(0), dim=-1))
+    probs = (attention / attention.sum(-1, keepdim=True)) @ F.one_hot(episode.support_y, episode.ways).double()
+    assert torch.allclose(got, probs.log(), atol=1e-10)
+    zero_class = torch.ones(episode.support_y.shape)
+    zero_class[episode.support_y == 2] = 0.0
+    with pytest.raises(EpisodeError, match="only support examples of weight 0"):
+        algo.predict(dataclasses.replace(episode, support_weight=zero_class))
+
+
+def test_weighted_cross_entropy_is_the_weighted_mean_of_the_losses() -> None:
+    logits = torch.randn(2, 5, 3, dtype=torch.float64)
+    labels = torch.randint(0, 3, (2, 5))
+    w = torch.rand(2, 5, dtype=torch.float64) + 0.1
+    got = weighted_cross_entropy(logits, labels, w)
+    each = -logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(got, (w * each).sum(-1) / w.sum(-1), atol=1e-12)
+    assert torch.allclose(weighted_cross_entropy(logits, labels, torch.ones(2, 5)), each.mean(-1), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["scratch", "baseline", "baseline++"])
+def test_fine_tuning_baselines_weigh_their_support_losses(sampler, name: str) -> None:
+    """Weights of 1 give the unweighted fit; other weights change it (the loss is their weighted mean)."""
+    torch.manual_seed(0)
+    options = {"steps": 5} if name == "scratch" else {"finetune_steps": 5, "num_classes": 10}
+    algo = create_algorithm(name, ways=4, image_size=16, backbone_kwargs={"hidden": 6}, **options).double()
+    episode = sampler.sample()
+    plain = algo.predict(episode)
+    ones = algo.predict(dataclasses.replace(episode, support_weight=torch.ones(episode.support_y.shape)))
+    assert torch.allclose(plain, ones, atol=1e-9)
+    w = torch.ones(episode.support_y.shape)
+    w[::3] = 0.05
+    assert not torch.allclose(plain, algo.predict(dataclasses.replace(episode, support_weight=w)), atol=1e-6)
+    if name != "scratch":  # pre-training takes every image alike: weighted episodes are refused there
+        with pytest.raises(EpisodeError, match="not for pre-training"):
+            algo.meta_loss([dataclasses.replace(episode, support_weight=w)])
 
 
 def test_support_weights_are_refused_where_they_would_be_ignored(sampler) -> None:

@@ -117,7 +117,7 @@ class AugmentSpec:
         options: Extra keyword arguments of the augmenter (e.g. adaptation steps).
         made_weight: Weight of a generated image against a real shot's 1 in the classifier's adaptation (below 1:
             the real shots count more); only classifiers that weigh support images take another value than 1
-            (ProtoNets: weighted class means).
+            (``weighted_support``: ProtoNet, Matching Networks, scratch, the Baselines).
     """
 
     kind: str = "run"

@@ -181,7 +181,8 @@ class MetaAlgorithm(nn.Module):
         if not self.weighted_support:
             raise EpisodeError(
                 f"{type(self).__name__} does not weigh support images, but the episode has support weights (e.g. "
-                "from augment_episode's made_weight): use made_weight=1, or an algorithm that weighs them (protonet)"
+                "from augment_episode's made_weight): use made_weight=1, or an algorithm that weighs them "
+                "(protonet, matchingnet, scratch, baseline, baseline++)"
             )
         w = episode.support_weight
         if tuple(w.shape) != tuple(episode.support_y.shape) or not bool(torch.isfinite(w).all()) \

@@ -19,7 +19,14 @@ from torch import nn
 from metaxfer.data.episodes import Episode
 from metaxfer.errors import EpisodeError
 from metaxfer.meta.base import MetaAlgorithm, MetaOutput, register_algorithm
-from metaxfer.meta.common import accuracy, as_episode_list, embed_tasks, prepare_images, query_logits
+from metaxfer.meta.common import (
+    accuracy,
+    as_episode_list,
+    embed_tasks,
+    prepare_images,
+    query_logits,
+    weighted_cross_entropy,
+)
 
 __all__ = ["Scratch", "Baseline", "BaselinePlusPlus"]
 
@@ -29,7 +36,8 @@ class Scratch(MetaAlgorithm):
     """Train a freshly initialised network on each episode's support set; nothing is meta-trained.
 
     Every episode starts from the same seeded initialisation (drawn on the CPU, so it is the same on every device)
-    and takes ``steps`` full-batch Adam steps on the support set.
+    and takes ``steps`` full-batch Adam steps on the support set (the weighted mean of its losses where the episode
+    has support weights).
 
     Args:
         backbone: The architecture (with a head of ``ways`` outputs); its own weights are never trained.
@@ -40,6 +48,7 @@ class Scratch(MetaAlgorithm):
     """
 
     needs_meta_training = False
+    weighted_support = True
 
     def __init__(
         self, backbone: nn.Module, *, steps: int = 100, lr: float = 1e-3, seed: int = 0, **kwargs: Any
@@ -68,7 +77,10 @@ class Scratch(MetaAlgorithm):
         with torch.enable_grad():
             for _ in range(self.steps):
                 opt.zero_grad(set_to_none=True)
-                F.cross_entropy(net(task.support_x), task.support_y).backward()
+                if task.support_weight is None:
+                    F.cross_entropy(net(task.support_x), task.support_y).backward()
+                else:
+                    weighted_cross_entropy(net(task.support_x), task.support_y, task.support_weight).backward()
                 opt.step()
         net.train(self.training)
         with torch.no_grad():
@@ -83,8 +95,9 @@ class Baseline(MetaAlgorithm):
     Pre-training is ordinary supervised learning: :meth:`supervised_loss` on labelled batches, or
     :meth:`meta_loss` on episodes, whose support and query images are used with their *source* class indices
     (``episode.classes``). At test time every episode gets a new head (same seeded initialisation each time),
-    trained with ``finetune_steps`` full-batch SGD steps (momentum, weight decay) on the support features; all
-    the episodes of a batch are fitted together, each with its own head.
+    trained with ``finetune_steps`` full-batch SGD steps (momentum, weight decay) on the support features (the
+    weighted mean of their losses where the episode has support weights); all the episodes of a batch are fitted
+    together, each with its own head.
 
     Args:
         backbone: Backbone whose head has one output per source class (``create_algorithm`` builds it from
@@ -99,6 +112,7 @@ class Baseline(MetaAlgorithm):
 
     batched = True
     uses_way_head = False
+    weighted_support = True
     head_kind: ClassVar[str] = "linear"
 
     def __init__(
@@ -165,6 +179,9 @@ class Baseline(MetaAlgorithm):
     def meta_loss(self, episodes: Episode | Sequence[Episode]) -> MetaOutput:
         """Pre-training on episodes: all their images with their source class labels."""
         eps = as_episode_list(episodes)
+        if any(e.support_weight is not None for e in eps):
+            raise EpisodeError(f"{type(self).__name__} pre-trains on every image of its episodes alike; weighted "
+                               "support sets are for adapting to a target episode (predict), not for pre-training")
         images = torch.cat([t for e in eps for t in (e.support_x, e.query_x)])
         labels = torch.cat([e.classes[y] for e in eps for y in (e.support_y, e.query_y)])
         return self.supervised_loss(images, labels)
@@ -199,7 +216,10 @@ class Baseline(MetaAlgorithm):
                 opt.zero_grad(set_to_none=True)
                 logits = head.forward_batched(fs, params)
                 # Sum of per-task mean losses: each task's head gets exactly its own gradient.
-                (F.cross_entropy(logits.flatten(0, 1), batch.support_y.flatten(), reduction="sum") / s).backward()
+                if batch.support_weight is None:
+                    (F.cross_entropy(logits.flatten(0, 1), batch.support_y.flatten(), reduction="sum") / s).backward()
+                else:
+                    weighted_cross_entropy(logits, batch.support_y, batch.support_weight).sum().backward()
                 opt.step()
         with torch.no_grad():
             return list(head.forward_batched(fq, params).unbind(0))

@@ -367,6 +367,22 @@ def prototypes(features: torch.Tensor, labels: torch.Tensor, ways: int,
     return torch.bmm(onehot, features) / counts
 
 
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each task's support examples, weighted: ``sum_i w_i l_i / sum_i w_i``.
+
+    Args:
+        logits: (..., S, N).
+        labels: (..., S).
+        weights: (..., S), non-negative with a positive sum per task.
+
+    Returns:
+        One loss per task, shaped ``labels.shape[:-1]``.
+    """
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none")
+    w = weights.to(ce.dtype)
+    return (ce.view(labels.shape) * w).sum(-1) / w.sum(-1)
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of rows whose arg-max equals the label.
 

@@ -55,6 +55,9 @@ def attention_log_probs(similarities: torch.Tensor, support_y: torch.Tensor, way
 class MatchingNetwork(MetaAlgorithm):
     """Matching Networks, optionally with full-context embeddings.
 
+    Support weights (``Episode.support_weight``) enter the final attention: ``a_i`` is proportional to
+    ``w_i exp(s_i)``; the full-context embeddings read every support image alike.
+
     Args:
         backbone: A backbone; only ``forward_features`` is used.
         fce: Use full-context embeddings (bidirectional support LSTM and attention LSTM for queries).
@@ -68,6 +71,7 @@ class MatchingNetwork(MetaAlgorithm):
     separable = True
     parallel_tasks = True
     uses_way_head = False
+    weighted_support = True
 
     def __init__(
         self,
@@ -117,6 +121,13 @@ class MatchingNetwork(MetaAlgorithm):
             fs = self._support_context(fs)
             fq = self._query_context(fq, fs)
         sims = self.scale * torch.bmm(F.normalize(fq, dim=-1), F.normalize(fs, dim=-1).transpose(1, 2))
+        if batch.support_weight is not None:  # attention a_i proportional to w_i exp(s_i)
+            w = batch.support_weight.to(sims.dtype)
+            per_class = (F.one_hot(batch.support_y, batch.ways).to(w.dtype) * w.unsqueeze(-1)).sum(1)  # (T, N)
+            if bool((per_class <= 0).any()):
+                raise EpisodeError("a class of the episode has only support examples of weight 0; every class needs "
+                                   "at least one shot of positive weight")
+            sims = sims + w.log().unsqueeze(1)
         return attention_log_probs(sims, batch.support_y, batch.ways)
 
     def meta_loss(self, episodes: Episode | Sequence[Episode]) -> MetaOutput:
