@@ -24,7 +24,6 @@ import json
 import shlex
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from metaxfer.compare import load_recipe, run_comparison
@@ -114,13 +113,14 @@ def pin_trainings(recipe: Recipe, specs: list[PathSpec], *, size: str, source: P
     return dataclasses.replace(recipe, trainings=trainings)
 
 
-def table(recipe: Recipe, size: str, results: list[PathResult], reference: str, specs: list[PathSpec],
-          minutes: float) -> str:
+def table(recipe: Recipe, size: str, results: list[PathResult], reference: str, specs: list[PathSpec]) -> str:
     by_name = {r.name: r for r in results}
     ref = by_name[reference]
+    minutes = sum(by_name[s.name].eval_seconds for s in specs[1:]) / 60
     lines = [f"### {recipe.title or recipe.name} ({size} size)", "",
              f"{ref.episodes} target episodes; {reference} alone: {100 * ref.accuracy:.1f} ± {100 * ref.ci95:.1f}. "
-             f"Paired difference: the path minus {reference}, per episode, mean ± 95% CI. {minutes:.1f} min.", "",
+             f"Paired difference: the path minus {reference}, per episode, mean ± 95% CI. Scoring the rows took "
+             f"{minutes:.1f} min (generating the images included).", "",
              "| path | made weight | accuracy | − " + reference + " |", "|---|---|---|---|"]
     for spec in specs[1:]:
         r = by_name[spec.name]
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if any(w <= 0 for w in args.weights):
         parser.error("--weights must be positive (a generated image's weight against a real shot's 1)")
-    command = ".venv/bin/python benchmarks/support_weights.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    given = shlex.join(sys.argv[1:] if argv is None else argv)
+    command = f".venv/bin/python benchmarks/support_weights.py {given}".strip()
     sections = []
     for name in args.recipes:
         recipe = load_recipe(name)
@@ -152,11 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         work, source = args.root / f"{name}-{args.size}", args.source / f"{name}-{args.size}"
         prepare(source, work, [s.name for s in specs])
         recipe = pin_trainings(recipe, specs, size=args.size, source=source)
-        start = time.perf_counter()
         comparison = run_comparison(dataclasses.replace(recipe, paths=specs), out=work, size=args.size, say=print,
                                     device="cpu", workers=1, command=command)
-        sections.append(table(recipe, args.size, comparison.results, reference, specs,
-                              (time.perf_counter() - start) / 60))
+        sections.append(table(recipe, args.size, comparison.results, reference, specs))
         print(sections[-1], flush=True)
     header = (f"Produced by `{command}`: each enlarged ProtoNet path again with its generated images weighing less "
               "than the real shots in the class means (`augment.made_weight`); trainings and target episodes are "
