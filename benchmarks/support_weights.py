@@ -77,16 +77,6 @@ def prepare(source: Path, work: Path, names: list[str]) -> None:
             shutil.copytree(found, work / "paths" / name, dirs_exist_ok=True)  # its score and pictures
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value and key != "options":
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def pin_trainings(recipe: Recipe, specs: list[PathSpec], *, size: str, source: Path) -> Recipe:
     """The recipe with each training's config pinned to what the source comparison trained.
 
@@ -95,15 +85,15 @@ def pin_trainings(recipe: Recipe, specs: list[PathSpec], *, size: str, source: P
     overrides (printed), so the augmenters are read from those very runs; a path whose training was pinned is scored
     again at weight 1 too (its score key names the overrides)."""
     from metaxfer.compare.runner import _training_config
-    from metaxfer.engine.config import config_to_dict, load_config
+    from metaxfer.engine.config import config_to_dict, flatten_config, load_config
 
     trainings = dict(recipe.trainings)
     for name in recipe.trainings_used(specs):
         written = source / "trainings" / name / "config.yaml"
         if not written.is_file():
             continue
-        old = _flat(config_to_dict(load_config(written)))
-        new = _flat(config_to_dict(_training_config(recipe, name, size, "cpu")))
+        old = flatten_config(config_to_dict(load_config(written)))
+        new = flatten_config(config_to_dict(_training_config(recipe, name, size, "cpu")))
         pins = [f"{k}={json.dumps(v)}" for k, v in old.items()
                 if k not in ("device", "threads") and k in new and new[k] != v]
         if pins:

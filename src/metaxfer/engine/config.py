@@ -45,6 +45,7 @@ __all__ = [
     "config_to_dict",
     "config_to_yaml",
     "config_diff",
+    "flatten_config",
     "validate_config",
 ]
 
@@ -355,11 +356,12 @@ def config_to_yaml(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A plain config as ``{dotted key: value}``; ``options`` mappings (free-form) stay whole values."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping) and value and key != "options":
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten_config(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -372,7 +374,7 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any], *, ignore: Sequence[
         a, b: Plain configs (from :func:`config_to_dict`).
         ignore: Dotted keys to leave out of the comparison (e.g. ``device``).
     """
-    fa, fb = _flatten(a), _flatten(b)
+    fa, fb = flatten_config(a), flatten_config(b)
     lines = []
     for key in sorted(set(fa) | set(fb)):
         if key in ignore:
